@@ -1,0 +1,202 @@
+"""DC-OPF formulation math: one vectorized function per variable or constraint family.
+
+Every function takes the compiled :class:`NetworkArrays`, the period length and
+the :class:`Vars` / :class:`Params` bundles, and returns cvxpy objects over
+(element, time).  No function loops over elements.  Units: MW, rad, $/h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from ..network.arrays import NetworkArrays
+
+
+@dataclass
+class Params:
+    """DPP parameters: anything a re-solve may change without recompiling."""
+
+    load: cp.Parameter  # (L, T) MW
+    pmin: cp.Parameter | None  # (G_lo, T) MW, finite lower bounds only
+    pmax: cp.Parameter | None  # (G_hi, T)
+    c1: cp.Parameter  # (G, T) $/MWh linear cost (carbon adders land here)
+    lo_idx: np.ndarray
+    hi_idx: np.ndarray
+
+
+@dataclass
+class Vars:
+    p: cp.Variable  # (G, T) injection MW
+    theta: cp.Variable  # (N - R, T) rad, non-reference nodes
+    pc: cp.Variable | None  # (S, T) storage charge MW
+    pd: cp.Variable | None  # (S, T) storage discharge MW
+    e: cp.Variable | None  # (S, T) energy at period end MWh
+    z: cp.Variable | None  # (P, T) pwl epigraph $/h
+    shed: cp.Variable | None  # (N, T) load shed MW (VOLL / elastic)
+    spill: cp.Variable | None  # (N, T) forced spill MW (elastic only)
+
+
+def define_parameters(net: NetworkArrays, T: int) -> Params:
+    lo_idx = np.flatnonzero(np.isfinite(net.gen_pmin))
+    hi_idx = np.flatnonzero(np.isfinite(net.gen_pmax))
+    return Params(
+        load=cp.Parameter((net.n_load, T), name="Load-p") if net.n_load else cp.Parameter((1, T)),
+        pmin=cp.Parameter((lo_idx.size, T), name="Generator-p_min") if lo_idx.size else None,
+        pmax=cp.Parameter((hi_idx.size, T), name="Generator-p_max") if hi_idx.size else None,
+        c1=cp.Parameter((net.n_gen, T), name="Generator-marginal_cost"),
+        lo_idx=lo_idx, hi_idx=hi_idx,
+    )
+
+
+def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> Vars:
+    S = net.n_storage
+    n_pwl = int(np.unique(net.pwl_gen).size)
+    return Vars(
+        p=cp.Variable((net.n_gen, T), name="Generator-p"),
+        theta=cp.Variable((net.n_node - net.ref_node.size, T), name="Bus-v_ang"),
+        pc=cp.Variable((S, T), nonneg=True, name="Store-p_charge") if S else None,
+        pd=cp.Variable((S, T), nonneg=True, name="Store-p_discharge") if S else None,
+        e=cp.Variable((S, T), name="Store-e") if S else None,
+        z=cp.Variable((n_pwl, T), name="Generator-pwl_cost") if n_pwl else None,
+        shed=cp.Variable((net.n_node, T), nonneg=True, name="Bus-load_shed") if (shed or elastic) else None,
+        spill=cp.Variable((net.n_node, T), nonneg=True, name="Bus-spill") if elastic else None,
+    )
+
+
+def reduced(m: sp.spmatrix, net: NetworkArrays) -> sp.csr_matrix:
+    """Drop the columns of the reference nodes (their angle is fixed at zero)."""
+    return sp.csr_matrix(sp.csc_matrix(m)[:, net.nonref_nodes])
+
+
+def node_demand(net: NetworkArrays, par: Params, T: int) -> cp.Expression:
+    """Fixed demand per node (N, T): loads plus fixed node demand."""
+    fixed = np.repeat(net.node_fixed_demand[:, None], T, axis=1)
+    if net.n_load:
+        return net.node_matrix(net.load_node) @ par.load + fixed
+    return cp.Constant(fixed)
+
+
+def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) -> cp.Constraint:
+    """demand + B theta + shift injection - generation - storage - shed + spill == 0 (dual: $/MWh x dt)."""
+    expr = demand + reduced(net.bbus, net) @ v.theta + np.repeat(net.shift_injection[:, None], T, axis=1)
+    if net.n_gen:
+        expr = expr - net.node_matrix(net.gen_node) @ v.p
+    if v.pc is not None and v.pd is not None:
+        expr = expr - net.node_matrix(net.st_node) @ (v.pd - v.pc)
+    if v.shed is not None:
+        expr = expr - v.shed
+    if v.spill is not None:
+        expr = expr + v.spill
+    return expr == 0
+
+
+def flow_expression(net: NetworkArrays, v: Vars, rows: np.ndarray, T: int) -> cp.Expression:
+    bf = reduced(net.bf, net)[rows]
+    return bf @ v.theta + np.repeat(net.shift_flow[rows, None], T, axis=1)
+
+
+def flow_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[cp.Constraint]]:
+    """-rate <= flow <= rate on rated branches (duals: mu_upper, mu_lower)."""
+    rows = np.flatnonzero(np.isfinite(net.br_rate) & (net.br_b != 0))
+    if not rows.size:
+        return rows, []
+    f = flow_expression(net, v, rows, T)
+    rate = np.repeat(net.br_rate[rows, None], T, axis=1)
+    return rows, [f <= rate, f >= -rate]
+
+
+def angle_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[cp.Constraint]]:
+    """angmin <= theta_f - theta_t <= angmax where finite (PGLib / PowerModels)."""
+    rows = np.flatnonzero(np.isfinite(net.br_angmin) | np.isfinite(net.br_angmax))
+    if not rows.size:
+        return rows, []
+    a = reduced(net.incidence, net)[rows] @ v.theta
+    lo = np.repeat(np.where(np.isfinite(net.br_angmin[rows]), net.br_angmin[rows], -10.0)[:, None], T, 1)
+    hi = np.repeat(np.where(np.isfinite(net.br_angmax[rows]), net.br_angmax[rows], 10.0)[:, None], T, 1)
+    return rows, [a <= hi, a >= lo]
+
+
+def generator_bounds(v: Vars, par: Params) -> list[cp.Constraint]:
+    cons = []
+    if par.pmin is not None:
+        cons.append(v.p[par.lo_idx] >= par.pmin)
+    if par.pmax is not None:
+        cons.append(v.p[par.hi_idx] <= par.pmax)
+    return cons
+
+
+def ramp_limits(net: NetworkArrays, v: Vars, T: int, dt: float) -> list[cp.Constraint]:
+    """p[t] - p[t-1] within [-ramp_down, ramp_up] * dt (no constraint on the first period)."""
+    if T < 2:
+        return []
+    cons = []
+    up = np.flatnonzero(np.isfinite(net.gen_ramp_up))
+    dn = np.flatnonzero(np.isfinite(net.gen_ramp_down))
+    if up.size:
+        d = v.p[up, 1:] - v.p[up, :-1]
+        cons.append(d <= np.repeat(net.gen_ramp_up[up, None] * dt, T - 1, 1))
+    if dn.size:
+        d = v.p[dn, 1:] - v.p[dn, :-1]
+        cons.append(d >= -np.repeat(net.gen_ramp_down[dn, None] * dt, T - 1, 1))
+    return cons
+
+
+def storage_constraints(net: NetworkArrays, v: Vars, T: int, dt: float) -> list[cp.Constraint]:
+    """Energy balance with efficiencies, energy and power bounds, initial and final state."""
+    if v.e is None or v.pc is None or v.pd is None:
+        return []
+    flow = dt * (cp.multiply(net.st_eta_charge[:, None], v.pc)
+                 - cp.multiply(1.0 / net.st_eta_discharge[:, None], v.pd))
+    prev = cp.hstack([cp.reshape(net.st_e_init, (net.n_storage, 1), order="F"), v.e[:, :-1]]) \
+        if T > 1 else cp.reshape(net.st_e_init, (net.n_storage, 1), order="F")
+    rep = lambda a: np.repeat(a[:, None], T, axis=1)  # noqa: E731
+    return [
+        v.e == prev + flow,
+        v.e >= rep(net.st_e_min), v.e <= rep(net.st_e_max),
+        v.pc <= rep(net.st_p_charge), v.pd <= rep(net.st_p_discharge),
+        v.e[:, T - 1] == net.st_e_final,
+    ]
+
+
+def pwl_epigraph(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
+    """z_g >= slope_k p_g + intercept_k for every segment k of generator g."""
+    if v.z is None:
+        return []
+    gens, col = np.unique(net.pwl_gen, return_inverse=True)
+    K = net.pwl_gen.size
+    sel_p = sp.csr_matrix((net.pwl_slope, (np.arange(K), net.pwl_gen)), shape=(K, net.n_gen))
+    sel_z = sp.csr_matrix((np.ones(K), (np.arange(K), col)), shape=(K, gens.size))
+    return [sel_z @ v.z >= sel_p @ v.p + np.repeat(net.pwl_intercept[:, None], T, 1)]
+
+
+def shed_limits(net: NetworkArrays, v: Vars, par: Params, T: int) -> list[cp.Constraint]:
+    """Load shed at VOLL cannot exceed the node's (non-negative) demand."""
+    if v.shed is None or v.spill is not None:
+        return []
+    cap = np.repeat(np.maximum(net.node_fixed_demand, 0.0)[:, None], T, axis=1)
+    if net.n_load:
+        return [v.shed <= net.node_matrix(net.load_node) @ par.load + cap]
+    return [v.shed <= cap]
+
+
+def objective(net: NetworkArrays, v: Vars, par: Params, T: int, dt: float, voll: float | None,
+              penalty: float | None) -> cp.Expression:
+    """Total cost over the horizon in $: dt * sum_t (quadratic + linear + constant + pwl + VOLL)."""
+    terms: list[cp.Expression] = []
+    if net.n_gen:
+        terms.append(cp.sum(cp.multiply(par.c1, v.p)))
+        q = np.flatnonzero(net.gen_c2 > 0)
+        if q.size:
+            terms.append(cp.sum(cp.multiply(np.repeat(net.gen_c2[q, None], T, 1), cp.square(v.p[q]))))
+    if v.z is not None:
+        terms.append(cp.sum(v.z))
+    if v.shed is not None:
+        terms.append((penalty if penalty is not None else float(voll or 0.0)) * cp.sum(v.shed))
+    if v.spill is not None and penalty is not None:
+        terms.append(penalty * cp.sum(v.spill))
+    const = float(net.gen_c0.sum()) * T
+    return dt * (cp.sum(cp.hstack(terms)) + const) if terms else cp.Constant(dt * const)

@@ -1,0 +1,276 @@
+"""The DC-OPF *recipe*: which families make up the problem, how it is solved,
+and how a solution becomes a labeled result.  The equations live in
+:mod:`nodalopt.dcopf.formulation`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import profiles as prof
+from ..errors import InfeasibleError, InputError, SolverError, UnboundedError
+from ..network import compile_network
+from ..network.arrays import NetworkArrays
+from ..results import build_dataset
+from . import formulation as F
+from .prices import check_decomposition, decompose
+
+DEFAULT_SOLVER = "CLARABEL"
+#: Clarabel settings used by default (see README "Solver settings"): tighter
+#: than Clarabel's own defaults so that duals are accurate to 1e-6 $/MWh, and
+#: more iterations for large, badly scaled PGLib cases.
+CLARABEL_DEFAULTS: dict[str, Any] = {
+    "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8,
+    "max_iter": 400,
+}
+ELASTIC_PENALTY = 1e5  # $/MWh for the elastic re-solve that locates infeasibility
+
+
+@dataclass
+class _Built:
+    problem: cp.Problem
+    vars: F.Vars
+    par: F.Params
+    balance: cp.Constraint
+    flow_rows: np.ndarray
+    flow_cons: list[cp.Constraint]
+    ang_rows: np.ndarray
+    ang_cons: list[cp.Constraint]
+
+
+class DCOPF:
+    """A compiled multi-period DC-OPF that can be solved repeatedly.
+
+    Parameters
+    ----------
+    network : pandapowerNet, MatpowerCase, NetworkArrays, str or path
+        What to solve (a case name or file is loaded with :func:`nodalopt.load_case`).
+    hours : int, optional
+        Number of periods; defaults to the length of the profiles, else 1.
+    period_hours : float
+        Length of one period in hours (prices stay in $/MWh).
+    voll : float, optional
+        Value of lost load in $/MWh; enables load shedding (reported with
+        status ``"optimal_with_load_shedding"`` when any load is shed).
+    solver : str
+        Any solver name cvxpy knows (``"CLARABEL"`` by default, ``"HIGHS"``).
+    solver_options : dict, optional
+        Passed to the solver; merged over nodalopt's defaults for Clarabel.
+    dc_model : {"pandapower", "pglib"}
+        Branch susceptance convention (see :func:`nodalopt.network.from_pandapower`).
+    start : str or Timestamp
+        Start of the first period when the profiles carry no time index.
+    """
+
+    def __init__(self, network: Any, *, hours: int | None = None, period_hours: float = 1.0,
+                 voll: float | None = None, solver: str = DEFAULT_SOLVER,
+                 solver_options: Mapping[str, Any] | None = None, dc_model: str = "pandapower",
+                 start: Any = "2030-01-01", demo_profiles: bool | None = None) -> None:
+        t0 = time.perf_counter()
+        if not (isinstance(period_hours, int | float) and np.isfinite(period_hours) and period_hours > 0):
+            raise InputError(f"period_hours must be a positive number of hours, got {period_hours!r}.")
+        if hours is not None and (int(hours) != hours or hours < 1):
+            raise InputError(f"hours must be a positive integer, got {hours!r}.")
+        if voll is not None and not (np.isfinite(voll) and voll > 0):
+            raise InputError(f"voll must be a positive $/MWh value, got {voll!r}.")
+        solver = solver.upper()
+        if solver not in cp.installed_solvers():
+            raise InputError(f"solver {solver!r} is not installed; installed: {cp.installed_solvers()}.")
+        self.net: NetworkArrays = compile_network(network, dc_model=dc_model)
+        if voll is not None and (self.net.load_p < 0).any():
+            raise InputError("load shedding (voll) needs non-negative loads; negative p_mw at "
+                             f"{self.net.load_names[self.net.load_p < 0][:5].tolist()}.")
+        self.T = int(hours or 1)
+        self.dt = float(period_hours)
+        self.voll = voll
+        self.solver = solver
+        opts = dict(CLARABEL_DEFAULTS) if solver == "CLARABEL" else {}
+        opts.update(solver_options or {})
+        self.solver_options = opts
+        self.start = start
+        self.demo_profiles = demo_profiles
+        self.compile_s = time.perf_counter() - t0
+        self._built = self._build(shed=voll is not None, elastic=False)
+        self.build_s = time.perf_counter() - t0
+        self._solves = 0
+
+    # ---------------------------------------------------------------- recipe
+    def _build(self, shed: bool, elastic: bool) -> _Built:
+        net, T, dt = self.net, self.T, self.dt
+        par = F.define_parameters(net, T)
+        v = F.define_variables(net, T, shed=shed, elastic=elastic)
+        demand = F.node_demand(net, par, T)
+        balance = F.nodal_balance(net, v, demand, T)
+        flow_rows, flow_cons = F.flow_limits(net, v, T)
+        ang_rows, ang_cons = F.angle_limits(net, v, T)
+        cons = [balance, *flow_cons, *ang_cons, *F.generator_bounds(v, par),
+                *F.ramp_limits(net, v, T, dt), *F.storage_constraints(net, v, T, dt),
+                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T)]
+        obj = F.objective(net, v, par, T, dt, self.voll, ELASTIC_PENALTY if elastic else None)
+        prob = cp.Problem(cp.Minimize(obj), cons)
+        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons)
+
+    def _set_parameters(self, b: _Built, series: prof.Series, carbon_adder: np.ndarray | None) -> None:
+        if self.net.n_load:
+            b.par.load.value = series.load_p
+        else:
+            b.par.load.value = np.zeros((1, self.T))
+        if b.par.pmin is not None:
+            b.par.pmin.value = series.gen_pmin[b.par.lo_idx]
+        if b.par.pmax is not None:
+            b.par.pmax.value = series.gen_pmax[b.par.hi_idx]
+        c1 = np.repeat(self.net.gen_c1[:, None], self.T, axis=1)
+        if carbon_adder is not None:
+            c1 = c1 + carbon_adder
+        b.par.c1.value = c1
+
+    # ----------------------------------------------------------------- solve
+    def solve(self, profiles: Mapping[tuple[str, str], Any] | None = None) -> xr.Dataset:
+        """Solve with the given profiles (see :mod:`nodalopt.profiles`); returns the result Dataset."""
+        t0 = time.perf_counter()
+        T = self.T
+        timeidx = prof.make_time(T, self.dt, self.start, profiles)
+        demo = self.demo_profiles if self.demo_profiles is not None else (T > 1 and not profiles)
+        series = prof.resolve(self.net, profiles, T, timeidx, demo=demo)
+        b = self._built
+        self._set_parameters(b, series, None)
+        status, solve_s = self._run(b)
+        if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+            self._explain_infeasible(series)
+        if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+            self._explain_unbounded()
+        if status != cp.OPTIMAL:
+            raise SolverError(f"{self.solver} returned status '{status}' on {self.net.name}; no prices "
+                              "are published from a non-optimal solve. Try solver_options (e.g. "
+                              "max_iter) or another solver.", status=str(status))
+        ds = self._result(b, series, timeidx)
+        self._solves += 1
+        ds.attrs.update(build_s=self.build_s if self._solves == 1 else 0.0, solve_s=solve_s,
+                        total_s=(self.build_s if self._solves == 1 else 0.0) + time.perf_counter() - t0,
+                        resolve=int(self._solves > 1))
+        return ds
+
+    def _run(self, b: _Built) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        try:
+            b.problem.solve(solver=self.solver, **self.solver_options)
+        except cp.error.SolverError as exc:
+            raise SolverError(f"{self.solver} failed on {self.net.name}: {exc}", status="solver_error") from exc
+        except cp.error.DCPError as exc:  # pragma: no cover - formulation bug guard
+            raise SolverError(f"internal formulation error: {exc}") from exc
+        self.solver_time = float(b.problem.solver_stats.solve_time or 0.0)
+        return str(b.problem.status), time.perf_counter() - t0
+
+    # ------------------------------------------------------------ diagnostics
+    def _explain_infeasible(self, series: prof.Series) -> None:
+        el = self._build(shed=True, elastic=True)
+        self._set_parameters(el, series, None)
+        status, _ = self._run(el)
+        short: list[tuple[object, object, float]] = []
+        if status == cp.OPTIMAL and el.vars.shed is not None and el.vars.spill is not None:
+            net_mw = el.vars.shed.value - el.vars.spill.value
+            nodes, ts = np.nonzero(np.abs(net_mw) > 1e-6)
+            bus_of_node = np.full(self.net.n_node, -1, np.int64)
+            bus_of_node[self.net.bus_node] = self.net.bus_ids
+            order = np.argsort(-np.abs(net_mw[nodes, ts]))
+            short = [(int(bus_of_node[n]) if bus_of_node[n] >= 0 else f"node:{n}", int(t),
+                      float(net_mw[n, t])) for n, t in zip(nodes[order], ts[order], strict=True)]
+        if short:
+            total = sum(abs(s[2]) for s in short)
+            lines = "; ".join(f"bus {bus} hour {t}: {mw:+.3f} MW" for bus, t, mw in short[:8])
+            more = f" (+{len(short) - 8} more)" if len(short) > 8 else ""
+            raise InfeasibleError(
+                f"{self.net.name} is infeasible: an elastic re-solve needs {total:.3f} MW of load "
+                f"shedding (+) or spilled generation (-): {lines}{more}. Raise generation or branch "
+                "limits there, or pass voll=... to allow load shedding.", shortfall=short)
+        raise InfeasibleError(f"{self.net.name} is infeasible and no shedding/spilling pattern "
+                              "explains it (check storage initial/final states and ramp limits).")
+
+    def _explain_unbounded(self) -> None:
+        net = self.net
+        free = (~np.isfinite(net.gen_pmax) & (net.gen_c1 < 0)) | (~np.isfinite(net.gen_pmin) & (net.gen_c1 > 0)) \
+            | ~np.isfinite(net.gen_pmax) | ~np.isfinite(net.gen_pmin)
+        names = net.gen_names[free & (net.gen_c2 == 0)].tolist()
+        raise UnboundedError(f"{net.name}: the objective is unbounded; injectors without a finite "
+                             f"limit and without a quadratic cost: {names[:8]}. Give them min_p_mw / "
+                             "max_p_mw (an ext_grid without limits is unbounded) or rate the branches.")
+
+    # ---------------------------------------------------------------- result
+    def _result(self, b: _Built, series: prof.Series, timeidx: pd.DatetimeIndex) -> xr.Dataset:
+        net, T, dt = self.net, self.T, self.dt
+        lam = np.asarray(b.balance.dual_value, dtype=float).reshape(net.n_node, T) / dt
+        mu = np.zeros((net.n_branch, T))
+        if b.flow_rows.size:
+            up, lo = (np.asarray(c.dual_value, dtype=float).reshape(-1, T) for c in b.flow_cons)
+            mu[b.flow_rows] = (up - lo) / dt
+        nu = np.zeros((net.n_branch, T))
+        if b.ang_rows.size:
+            up, lo = (np.asarray(c.dual_value, dtype=float).reshape(-1, T) for c in b.ang_cons)
+            nu[b.ang_rows] = (up - lo) / dt
+        prices = decompose(net, lam, mu, nu)
+        check_decomposition(prices, float(np.nanmax(np.abs(lam))) if lam.size else 1.0)
+        v = b.vars
+        theta = np.zeros((net.n_node, T))
+        theta[net.nonref_nodes] = v.theta.value
+        flow = np.asarray(net.bf @ theta) + net.shift_flow[:, None]
+        shed = v.shed.value if v.shed is not None else np.zeros((net.n_node, T))
+        shed = np.where(np.abs(shed) < 1e-7, 0.0, shed)
+        demand_node = np.repeat(net.node_fixed_demand[:, None], T, 1)
+        if net.n_load:
+            demand_node = demand_node + net.node_matrix(net.load_node) @ series.load_p
+        status = "optimal"
+        if self.voll is not None and shed.max(initial=0.0) > 1e-6:
+            status = "optimal_with_load_shedding"
+        return build_dataset(
+            net, timeidx, dt, prices=prices, flow=flow, mu=mu, theta=theta,
+            p_gen=v.p.value if net.n_gen else np.zeros((0, T)),
+            p_available=series.gen_pmax,
+            storage=(v.pc.value, v.pd.value, v.e.value) if v.e is not None else None,
+            demand=demand_node - shed, load_shed=shed,
+            attrs=dict(status=status, objective=float(b.problem.value), solver=self.solver,
+                       solver_time_s=self.solver_time, period_hours=dt,
+                       dc_model=str(net.meta.get("dc_model", "")), network=net.name,
+                       decomposition_residual=prices.residual),
+        )
+
+
+def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
+          **kwargs: Any) -> xr.Dataset:
+    """Solve a multi-period DC-OPF and return prices and dispatch as an ``xarray.Dataset``.
+
+    Parameters
+    ----------
+    network : pandapowerNet, MatpowerCase, NetworkArrays, str or path
+        The network, or a case name / file for :func:`nodalopt.load_case`.
+    hours : int, optional
+        Number of periods. With ``hours > 1`` and no ``profiles`` the shipped
+        24-hour demo shapes are applied (``data/profiles/demo_24h.csv``).
+    profiles : mapping, optional
+        ``{(table, column): DataFrame | DataArray | 1-D scaling}``; see
+        :mod:`nodalopt.profiles`.
+    **kwargs
+        Passed to :class:`DCOPF` (``period_hours``, ``voll``, ``solver``,
+        ``solver_options``, ``dc_model``, ``start``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``lmp``, ``lmp_energy``, ``lmp_congestion`` (time, bus) in $/MWh,
+        ``p_gen`` (time, gen), ``flow`` and ``branch_mu`` (time, branch), ...
+
+    Raises
+    ------
+    InfeasibleError, UnboundedError, SolverError, InputError
+    """
+    if hours is None and profiles:
+        lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
+        hours = max(lengths) if lengths else None
+    return DCOPF(network, hours=hours, **kwargs).solve(profiles)

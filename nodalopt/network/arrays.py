@@ -1,0 +1,170 @@
+"""The compiled network: one immutable bundle of arrays every formulation reads.
+
+All front-ends (pandapower, MATPOWER, CSV) produce a :class:`NetworkArrays`.
+Quantities are in MW, MWh, $/h, $/MWh, radians; susceptances in per unit on
+``base_mva``.  Model *nodes* are the electrical nodes after bus-bus switches are
+fused (plus auxiliary star points); public *buses* map onto nodes through
+``bus_node`` so prices can be reported per user bus id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+# generator kinds
+DISPATCHABLE = 0  #: cost-based unit with [pmin, pmax]
+RENEWABLE = 1  #: variable renewable, 0 <= p <= availability (curtailable)
+FLEX_LOAD = 2  #: controllable load, modelled as a negative injection
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkArrays:
+    """Arrays describing one network, ready for any formulation.
+
+    Parameters are documented by group: ``node_*`` electrical nodes, ``bus_*``
+    public buses, ``br_*`` branches, ``gen_*`` injectors, ``load_*`` fixed
+    loads, ``st_*`` storage units.
+    """
+
+    name: str
+    base_mva: float
+    # nodes
+    n_node: int
+    ref_node: np.ndarray  # one reference node per island
+    node_island: np.ndarray
+    node_fixed_demand: np.ndarray  # MW not tied to a load element (shunt G, wards, fixed units)
+    # public buses
+    bus_ids: np.ndarray  # int64 ids as the user knows them
+    bus_node: np.ndarray
+    # branches
+    br_names: np.ndarray
+    br_f: np.ndarray
+    br_t: np.ndarray
+    br_b: np.ndarray  # per unit susceptance used in the DC model
+    br_shift: np.ndarray  # rad, flow = base*b*(th_f - th_t - shift)
+    br_rate: np.ndarray  # MW, inf = unlimited
+    br_angmin: np.ndarray  # rad, -inf = none
+    br_angmax: np.ndarray
+    # injectors
+    gen_names: np.ndarray
+    gen_node: np.ndarray
+    gen_kind: np.ndarray
+    gen_pmin: np.ndarray  # MW (may be -inf)
+    gen_pmax: np.ndarray  # MW (may be +inf)
+    gen_c0: np.ndarray  # $/h
+    gen_c1: np.ndarray  # $/MWh
+    gen_c2: np.ndarray  # $/MW^2h
+    gen_ramp_up: np.ndarray  # MW/h, inf = none
+    gen_ramp_down: np.ndarray
+    # piecewise-linear costs: cost_g >= slope * p + intercept for each segment row
+    pwl_gen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pwl_slope: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pwl_intercept: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # fixed loads
+    load_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    load_node: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    load_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # storage
+    st_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    st_node: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    st_p_charge: np.ndarray = field(default_factory=lambda: np.zeros(0))  # MW
+    st_p_discharge: np.ndarray = field(default_factory=lambda: np.zeros(0))  # MW
+    st_e_min: np.ndarray = field(default_factory=lambda: np.zeros(0))  # MWh
+    st_e_max: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    st_e_init: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    st_e_final: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    st_eta_charge: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    st_eta_discharge: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # free-form provenance (dc model, source file, fix-ups)
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for k, v in self.__dict__.items():
+            if isinstance(v, np.ndarray):
+                _ro(v)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_branch(self) -> int:
+        return int(self.br_f.size)
+
+    @property
+    def n_gen(self) -> int:
+        return int(self.gen_node.size)
+
+    @property
+    def n_load(self) -> int:
+        return int(self.load_node.size)
+
+    @property
+    def n_storage(self) -> int:
+        return int(self.st_node.size)
+
+    # ------------------------------------------------------- sparse operators
+    @cached_property
+    def incidence(self) -> sp.csr_matrix:
+        """Branch-node incidence (n_branch x n_node), +1 at from, -1 at to."""
+        nbr = self.n_branch
+        rows = np.r_[np.arange(nbr), np.arange(nbr)]
+        cols = np.r_[self.br_f, self.br_t]
+        vals = np.r_[np.ones(nbr), -np.ones(nbr)]
+        return sp.csr_matrix((vals, (rows, cols)), shape=(nbr, self.n_node))
+
+    @cached_property
+    def bf(self) -> sp.csr_matrix:
+        """Flow operator in MW/rad: flow = bf @ theta - base*b*shift."""
+        return sp.csr_matrix(sp.diags(self.base_mva * self.br_b) @ self.incidence)
+
+    @cached_property
+    def bbus(self) -> sp.csr_matrix:
+        """Nodal susceptance in MW/rad: injection = bbus @ theta + shift injection."""
+        return sp.csr_matrix(self.incidence.T @ self.bf)
+
+    @cached_property
+    def shift_injection(self) -> np.ndarray:
+        """MW injected at nodes by phase shifts (add to bbus @ theta)."""
+        f = -self.base_mva * self.br_b * self.br_shift
+        return np.asarray(self.incidence.T @ f).ravel()
+
+    @cached_property
+    def shift_flow(self) -> np.ndarray:
+        return -self.base_mva * self.br_b * self.br_shift
+
+    def node_matrix(self, nodes: np.ndarray) -> sp.csr_matrix:
+        """Node x element incidence for elements located at ``nodes``."""
+        n = nodes.size
+        return sp.csr_matrix((np.ones(n), (nodes, np.arange(n))), shape=(self.n_node, n))
+
+    @cached_property
+    def nonref_nodes(self) -> np.ndarray:
+        mask = np.ones(self.n_node, bool)
+        mask[self.ref_node] = False
+        return np.flatnonzero(mask)
+
+    @cached_property
+    def names_index(self) -> dict[str, dict[str, int]]:
+        """Element name -> position, per group (``gen``, ``load``, ``storage``, ``branch``)."""
+        return {
+            "gen": {str(n): i for i, n in enumerate(self.gen_names)},
+            "load": {str(n): i for i, n in enumerate(self.load_names)},
+            "storage": {str(n): i for i, n in enumerate(self.st_names)},
+            "branch": {str(n): i for i, n in enumerate(self.br_names)},
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: {self.bus_ids.size} buses ({self.n_node} nodes, "
+            f"{self.ref_node.size} island(s)), {self.n_branch} branches "
+            f"({int(np.isfinite(self.br_rate).sum())} rated), {self.n_gen} injectors, "
+            f"{self.n_load} loads, {self.n_storage} storage units"
+        )

@@ -1,0 +1,209 @@
+"""MATPOWER ``.m`` case (e.g. PGLib) -> :class:`NetworkArrays`, without pandapower.
+
+The file is parsed as text by ``matpowercaseframes`` (no code is executed) and
+compiled directly, so MATPOWER semantics survive exactly: ``RATE_A = 0`` means
+unlimited, ``ANGMIN/ANGMAX`` are kept, taps and shifts are available to either
+DC convention.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from . import validate as V
+from .arrays import DISPATCHABLE, NetworkArrays
+from .costs import expand_pwl
+
+MAX_CASE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True, eq=False)
+class MatpowerCase:
+    """A parsed MATPOWER case: numeric tables as they stand in the file.
+
+    Use :func:`nodalopt.solve` on it directly, or :meth:`to_pandapower` to get a
+    pandapower net (pandapower's converter is lossy: angle limits are dropped
+    and ``RATE_A = 0`` transformers get a rating).
+    """
+
+    name: str
+    path: str
+    base_mva: float
+    bus: np.ndarray
+    gen: np.ndarray
+    branch: np.ndarray
+    gencost: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_pandapower(self) -> Any:
+        from pandapower.converter import from_mpc
+
+        return from_mpc(self.path)
+
+
+def read_matpower(path: str | os.PathLike[str]) -> MatpowerCase:
+    """Parse a MATPOWER ``.m`` file (text only; nothing is evaluated)."""
+    from matpowercaseframes import CaseFrames
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such MATPOWER file.")
+    if p.stat().st_size > MAX_CASE_BYTES:
+        raise InputError(f"{p}: file is {p.stat().st_size} bytes, over the {MAX_CASE_BYTES}-byte limit.")
+    try:
+        cf = CaseFrames(str(p))
+    except Exception as exc:  # the parser raises assorted errors on bad files
+        raise InputError(f"{p}: cannot parse as a MATPOWER case ({type(exc).__name__}: {exc}).") from exc
+    attrs = set(getattr(cf, "attributes", []))
+    for need in ("bus", "gen", "branch", "baseMVA"):
+        if need not in attrs:
+            raise InputError(f"{p}: MATPOWER case has no 'mpc.{need}'.")
+    if "gencost" not in attrs:
+        raise InputError(f"{p}: missing cost data: the case has no 'mpc.gencost'; add one row per generator.")
+    if "dcline" in attrs and len(cf.dcline):
+        raise InputError(f"{p}: 'mpc.dcline' is not supported by the DC model yet.")
+    return MatpowerCase(name=p.stem, path=str(p), base_mva=float(cf.baseMVA),
+                        bus=cf.bus.to_numpy(float), gen=cf.gen.to_numpy(float),
+                        branch=cf.branch.to_numpy(float), gencost=cf.gencost.to_numpy(float))
+
+
+def _gencost(gc: np.ndarray, names: np.ndarray, where: str
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[tuple[np.ndarray, np.ndarray]]]:
+    n = gc.shape[0]
+    c0, c1, c2 = np.zeros(n), np.zeros(n), np.zeros(n)
+    model = gc[:, 0].astype(int)
+    ncost = gc[:, 3].astype(int)
+    coef = gc[:, 4:]
+    poly = model == 2
+    if (poly & (ncost > 3)).any():
+        raise InputError(f"{where}: polynomial costs above quadratic for {V._list(names, poly & (ncost > 3))}.")
+    for k in (1, 2, 3):  # vectorized per NCOST value
+        m = poly & (ncost == k)
+        if m.any():
+            c = coef[m, :k]
+            V.check_finite(c, names[m], "gencost coefficients", where)
+            if k == 3:
+                c2[m], c1[m], c0[m] = c[:, 0], c[:, 1], c[:, 2]
+            elif k == 2:
+                c1[m], c0[m] = c[:, 0], c[:, 1]
+            else:
+                c0[m] = c[:, 0]
+    pwl_pos: list[int] = []
+    pwl_seg: list[tuple[np.ndarray, np.ndarray]] = []
+    for g in np.flatnonzero(model == 1):
+        pts = coef[g, : 2 * ncost[g]].reshape(-1, 2)
+        x, y = pts[:, 0], pts[:, 1]
+        if not np.isfinite(pts).all() or np.any(np.diff(x) <= 0):
+            raise InputError(f"{where}: piecewise-linear cost of {names[g]} has non-increasing x points.")
+        slope = np.diff(y) / np.diff(x)
+        if np.any(np.diff(slope) < -1e-12):
+            raise InputError(f"{where}: piecewise-linear cost of {names[g]} is not convex.")
+        pwl_pos.append(int(g))
+        pwl_seg.append((slope, y[:-1] - slope * x[:-1]))
+    bad = ~np.isin(model, (1, 2))
+    if bad.any():
+        raise InputError(f"{where}: gencost MODEL must be 1 or 2 for {V._list(names, bad)}.")
+    if (c2 < 0).any():
+        raise InputError(f"{where}: negative quadratic cost for {V._list(names, c2 < 0)}; costs must be convex.")
+    return c0, c1, c2, pwl_pos, pwl_seg
+
+
+def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkArrays:
+    """Compile a :class:`MatpowerCase` (see :func:`from_pandapower` for ``dc_model``)."""
+    if dc_model == "matpower":
+        dc_model = "pandapower"
+    if dc_model not in ("pandapower", "pglib"):
+        raise InputError(f"dc_model={dc_model!r} is not one of 'pandapower', 'pglib'.")
+    where = case.path
+    bus, gen, br = case.bus, case.gen, case.branch
+    bus_id = bus[:, 0].astype(np.int64)
+    V.check_unique(bus_id, "BUS_I", f"{where} mpc.bus")
+    live_bus = bus[:, 1] != 4
+    n_node = bus.shape[0]
+    node_label = np.array([f"bus:{b}" for b in bus_id], dtype=object)
+
+    # branches
+    on = (br[:, 10] > 0)
+    br = br[on]
+    br_names = np.array([f"branch:{i}" for i in np.flatnonzero(on)], dtype=object)
+    f = V.check_known_ids(br[:, 0].astype(np.int64), bus_id, br_names, "F_BUS", f"{where} mpc.branch")
+    t = V.check_known_ids(br[:, 1].astype(np.int64), bus_id, br_names, "T_BUS", f"{where} mpc.branch")
+    keep = live_bus[f] & live_bus[t]
+    br, br_names, f, t = br[keep], br_names[keep], f[keep], t[keep]
+    V.check_self_loops(f, t, br_names, f"{where} mpc.branch")
+    r, x = br[:, 2], br[:, 3]
+    if dc_model == "pandapower":
+        V.check_reactance(x, br_names, "BR_X", f"{where} mpc.branch")
+        tap = np.where(br[:, 8] == 0, 1.0, br[:, 8])
+        b_pu = 1.0 / (x * tap)
+        shift = np.deg2rad(br[:, 9])
+        angmin = np.full(br.shape[0], -np.inf)
+        angmax = np.full(br.shape[0], np.inf)
+    else:
+        z2 = r * r + x * x
+        V.check_reactance(np.where(z2 == 0, 0.0, np.where(x == 0, 1.0, x)), br_names, "BR_X", f"{where} mpc.branch")
+        b_pu = x / z2
+        shift = np.zeros(br.shape[0])
+        amin, amax = br[:, 11], br[:, 12]
+        none = (amin <= -360) & (amax >= 360) | (amin == 0) & (amax == 0)
+        angmin = np.where(none | (amin <= -360), -np.inf, np.deg2rad(amin))
+        angmax = np.where(none | (amax >= 360), np.inf, np.deg2rad(amax))
+    V.check_finite(br[:, 5], br_names, "RATE_A", f"{where} mpc.branch")
+    if (br[:, 5] < 0).any():
+        V.check_positive(br[:, 5], br_names, "RATE_A", f"{where} mpc.branch", strict=False)
+    rate = np.where(br[:, 5] > 0, br[:, 5], np.inf)  # MATPOWER: 0 = unlimited
+
+    # generators
+    gon = (gen[:, 7] > 0)
+    g_names_all = np.array([f"gen:{i}" for i in range(gen.shape[0])], dtype=object)
+    if case.gencost.shape[0] < gen.shape[0]:
+        raise InputError(f"{where}: missing cost data: mpc.gencost has {case.gencost.shape[0]} rows for "
+                         f"{gen.shape[0]} generators.")
+    gc = case.gencost[: gen.shape[0]][gon]
+    gen = gen[gon]
+    g_names = g_names_all[gon]
+    g_node = V.check_known_ids(gen[:, 0].astype(np.int64), bus_id, g_names, "GEN_BUS", f"{where} mpc.gen")
+    alive = live_bus[g_node]
+    gen, gc, g_names, g_node = gen[alive], gc[alive], g_names[alive], g_node[alive]
+    pmax, pmin = gen[:, 8], gen[:, 9]
+    V.check_finite(pmax, g_names, "PMAX", f"{where} mpc.gen")
+    V.check_finite(pmin, g_names, "PMIN", f"{where} mpc.gen")
+    V.check_bounds_order(pmin, pmax, g_names, "PMIN", "PMAX", f"{where} mpc.gen")
+    c0, c1, c2, pwl_pos, pwl_seg = _gencost(gc, g_names, f"{where} mpc.gencost")
+
+    # loads: one per bus with demand
+    pd_ = np.where(live_bus, bus[:, 2], 0.0)
+    V.check_finite(pd_, node_label, "PD", f"{where} mpc.bus")
+    has_load = pd_ != 0
+    load_node = np.flatnonzero(has_load)
+    fixed = np.where(live_bus, bus[:, 4], 0.0)  # GS, MW at 1 pu
+    V.check_finite(fixed, node_label, "GS", f"{where} mpc.bus")
+
+    conn = b_pu != 0  # a branch with b = 0 carries no DC flow
+    node_island = V.islands(n_node, f[conn], t[conn])
+    ref_cand = np.flatnonzero((bus[:, 1] == 3) & live_bus)
+    ref_node, live = V.choose_references(node_island, ref_cand, g_node, load_node, pd_[load_node],
+                                         node_label[load_node], fixed, node_label, where)
+    pub = live_bus & live[node_island]
+    pwl_gen, pwl_slope, pwl_icpt = expand_pwl(np.asarray(pwl_pos, np.int64), pwl_seg)
+    n_g = gen.shape[0]
+    return NetworkArrays(
+        name=case.name, base_mva=case.base_mva, n_node=n_node,
+        ref_node=ref_node[live], node_island=node_island, node_fixed_demand=fixed,
+        bus_ids=bus_id[pub], bus_node=np.flatnonzero(pub),
+        br_names=br_names, br_f=f, br_t=t, br_b=b_pu, br_shift=shift, br_rate=rate,
+        br_angmin=angmin, br_angmax=angmax,
+        gen_names=g_names, gen_node=g_node, gen_kind=np.full(n_g, DISPATCHABLE, np.int8),
+        gen_pmin=pmin, gen_pmax=pmax, gen_c0=c0, gen_c1=c1, gen_c2=c2,
+        gen_ramp_up=np.full(n_g, np.inf), gen_ramp_down=np.full(n_g, np.inf),
+        pwl_gen=pwl_gen, pwl_slope=pwl_slope, pwl_intercept=pwl_icpt,
+        load_names=np.array([f"load:{b}" for b in bus_id[load_node]], dtype=object),
+        load_node=load_node, load_p=pd_[load_node],
+        meta={"source": case.path, "dc_model": dc_model},
+    )

@@ -1,0 +1,409 @@
+"""pandapower net -> :class:`NetworkArrays`.
+
+Branch electrical data come from pandapower's own ``_pd2ppc`` (the same
+conversion ``rundcopp`` uses, so lines, 2- and 3-winding transformers,
+impedances, xwards and bus-bus switches are handled exactly as pandapower
+does).  Injectors, loads, storage and costs are read from the element tables
+directly so every element keeps its own identity (``"sgen:3"``) for profiles
+and results.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from . import validate as V
+from .arrays import DISPATCHABLE, FLEX_LOAD, RENEWABLE, NetworkArrays
+from .costs import expand_pwl, pwl_segments
+
+#: tables that contribute to the DC model; anything else in service is refused
+_SUPPORTED = {"bus", "line", "trafo", "trafo3w", "impedance", "switch", "ext_grid", "gen",
+              "sgen", "load", "storage", "shunt", "ward", "xward", "poly_cost", "pwl_cost"}
+_UNSUPPORTED = ["dcline", "motor", "asymmetric_load", "asymmetric_sgen", "tcsc", "svc", "ssc",
+                "vsc", "line_dc", "source_dc", "load_dc", "b2b_vsc", "bi_vsc"]
+
+_BRANCH_TABLES = ("line", "trafo", "trafo3w", "impedance", "xward")
+
+
+def _col(df: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    """Column as float array; ``default`` where the column is absent (documented defaults only)."""
+    if name in df.columns:
+        return df[name].to_numpy(dtype=float)
+    return np.full(len(df), default, dtype=float)
+
+
+def _bool_col(df: pd.DataFrame, name: str, default: bool) -> np.ndarray:
+    if name in df.columns:
+        v = df[name]
+        return v.fillna(default).to_numpy(dtype=bool)
+    return np.full(len(df), default, dtype=bool)
+
+
+def _names(table: str, idx: pd.Index) -> np.ndarray:
+    return np.array([f"{table}:{i}" for i in idx], dtype=object)
+
+
+def _check_tables(net: Any) -> None:
+    for t in _UNSUPPORTED:
+        df = net.get(t) if hasattr(net, "get") else None
+        if isinstance(df, pd.DataFrame) and len(df) and _bool_col(df, "in_service", True).any():
+            raise InputError(f"pandapower net: table '{t}' has in-service elements "
+                             f"({_names(t, df.index[:5]).tolist()}), which the DC-OPF does not "
+                             "model yet; set them out of service or replace them by gen/load.")
+    bus_ids = net.bus.index.to_numpy()
+    for t, cols in (("line", ("from_bus", "to_bus")), ("trafo", ("hv_bus", "lv_bus")),
+                    ("trafo3w", ("hv_bus", "mv_bus", "lv_bus")), ("impedance", ("from_bus", "to_bus")),
+                    ("ext_grid", ("bus",)), ("gen", ("bus",)), ("sgen", ("bus",)),
+                    ("load", ("bus",)), ("storage", ("bus",)), ("shunt", ("bus",)),
+                    ("ward", ("bus",)), ("xward", ("bus",))):
+        df = net[t]
+        if not len(df):
+            continue
+        names = _names(t, df.index)
+        for c in cols:
+            V.check_known_ids(df[c].to_numpy(), bus_ids, names, c, f"net.{t}")
+    # reactance and self loops of in-service branches, in the user's own columns
+    line = net.line[_bool_col(net.line, "in_service", True)]
+    if len(line):
+        names = _names("line", line.index)
+        V.check_self_loops(line.from_bus.to_numpy(), line.to_bus.to_numpy(), names, "net.line")
+        V.check_reactance(line.x_ohm_per_km.to_numpy(float) * line.length_km.to_numpy(float), names,
+                          "x_ohm_per_km", "net.line")
+        if "max_loading_percent" in line:
+            rated = line.max_loading_percent.notna().to_numpy()
+            V.check_positive(line.max_i_ka.to_numpy(float)[rated], names[rated], "max_i_ka", "net.line")
+            V.check_positive(line.max_loading_percent.to_numpy(float)[rated], names[rated],
+                             "max_loading_percent", "net.line")
+    trafo = net.trafo[_bool_col(net.trafo, "in_service", True)]
+    if len(trafo):
+        names = _names("trafo", trafo.index)
+        V.check_self_loops(trafo.hv_bus.to_numpy(), trafo.lv_bus.to_numpy(), names, "net.trafo")
+        V.check_finite(trafo.vk_percent.to_numpy(float), names, "vk_percent", "net.trafo")
+        V.check_positive(np.abs(trafo.vk_percent.to_numpy(float)), names, "vk_percent", "net.trafo")
+        V.check_positive(trafo.sn_mva.to_numpy(float), names, "sn_mva", "net.trafo")
+        if "max_loading_percent" in trafo:
+            rated = trafo.max_loading_percent.notna().to_numpy()
+            V.check_positive(trafo.max_loading_percent.to_numpy(float)[rated], names[rated],
+                             "max_loading_percent", "net.trafo")
+    imp = net.impedance[_bool_col(net.impedance, "in_service", True)]
+    if len(imp):
+        names = _names("impedance", imp.index)
+        V.check_self_loops(imp.from_bus.to_numpy(), imp.to_bus.to_numpy(), names, "net.impedance")
+        V.check_reactance(imp.xft_pu.to_numpy(float), names, "xft_pu", "net.impedance")
+
+
+def _ppc(net: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run pandapower's own conversion with ``rundcopp``'s options on a copy."""
+    from pandapower.auxiliary import _init_rundcopp_options
+    from pandapower.pd2ppc import _pd2ppc
+
+    work = copy.copy(net)  # shallow: _pd2ppc only adds private keys
+    work._options = {}
+    _init_rundcopp_options(work, check_connectivity=False, switch_rx_ratio=0.5, delta=1e-10,
+                           trafo3w_losses="hv")
+    ppc, _ = _pd2ppc(work)
+    return ppc, work._pd2ppc_lookups
+
+
+def _costs(net: Any, table: str, idx: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                           np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """(c0, c1, c2, has_cost, pwl) for elements ``idx`` of ``table``."""
+    n = len(idx)
+    c0, c1, c2 = np.zeros(n), np.zeros(n), np.zeros(n)
+    has = np.zeros(n, bool)
+    pwl: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    pos = pd.Series(np.arange(n), index=idx)
+    pc = net.poly_cost
+    if len(pc):
+        rows = pc[(pc.et == table) & pc.element.isin(idx)]
+        dup = rows.element.duplicated()
+        if dup.any():
+            raise InputError(f"net.poly_cost: more than one cost row for {table} "
+                             f"{rows.element[dup].tolist()[:5]}; keep one per element.")
+        p = pos[rows.element].to_numpy()
+        for arr, col in ((c0, "cp0_eur"), (c1, "cp1_eur_per_mw"), (c2, "cp2_eur_per_mw2")):
+            vals = rows[col].to_numpy(float) if col in rows else np.zeros(len(rows))
+            V.check_finite(vals, _names(table, pd.Index(rows.element)), col, "net.poly_cost")
+            arr[p] = vals
+        has[p] = True
+    wc = net.pwl_cost
+    if len(wc):
+        rows = wc[(wc.et == table) & wc.element.isin(idx) & (wc.power_type == "p")]
+        for el, pts in zip(rows.element.to_numpy(), rows.points.to_numpy(), strict=True):
+            k = int(pos[el])
+            if has[k]:
+                raise InputError(f"{table}:{el} has both a poly_cost and a pwl_cost (or two pwl "
+                                 "rows); keep exactly one cost entry per element.")
+            pwl[k] = pwl_segments(pts, f"{table}:{el}", "net.pwl_cost")
+            has[k] = True
+    if (c2 < 0).any():
+        bad = np.flatnonzero(c2 < 0)
+        raise InputError(f"net.poly_cost: negative 'cp2_eur_per_mw2' for "
+                         f"{_names(table, idx[bad]).tolist()[:5]}; the cost must be convex.")
+    return c0, c1, c2, has, pwl
+
+
+def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = None) -> NetworkArrays:
+    """Compile a pandapower net into :class:`NetworkArrays`.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+    dc_model : {"pandapower", "pglib"}
+        ``"pandapower"``: ``b = 1/(x * tap)`` with phase-shift injections, as
+        ``rundcopp``.  ``"pglib"``: ``b = x / (r^2 + x^2)``, taps and shifts
+        ignored (PowerModels' DCPPowerModel).
+    name : str, optional
+        Label stored in the result (defaults to ``net.name``).
+    """
+    from pandapower.pypower.idx_brch import BR_R, BR_STATUS, BR_X, F_BUS, RATE_A, SHIFT, T_BUS, TAP
+    from pandapower.pypower.idx_bus import BUS_TYPE, GS, REF
+
+    if dc_model not in ("pandapower", "pglib"):
+        raise InputError(f"dc_model={dc_model!r} is not one of 'pandapower', 'pglib'.")
+    if len(net.bus) == 0:
+        raise InputError("pandapower net has no buses.")
+    V.check_unique(net.bus.index.to_numpy(), "bus index", "net.bus")
+    _check_tables(net)
+    ppc, lookups = _ppc(net)
+    base = float(ppc["baseMVA"])
+    bus_lookup = np.asarray(lookups["bus"])
+    n_node = int(ppc["bus"].shape[0])
+    br = ppc["branch"]
+
+    # ---------------------------------------------------------------- branches
+    names_parts, keep_parts, rated_parts = [], [], []
+    for table, (a, b) in lookups["branch"].items():
+        if table not in _BRANCH_TABLES:
+            raise InputError(f"pandapower net: branch table '{table}' is not supported by the DC model.")
+        df = net[table]
+        if table == "trafo3w":
+            nm = np.concatenate([_names(table, df.index) + f":{s}" for s in ("hv", "mv", "lv")])
+            mlp = np.tile(_col(df, "max_loading_percent", np.nan), 3)
+        else:
+            nm = _names(table, df.index)
+            mlp = _col(df, "max_loading_percent", np.nan)
+        if table in ("impedance", "xward"):
+            mlp = np.full(b - a, np.nan)
+        names_parts.append(nm)
+        rated_parts.append(np.isfinite(mlp))
+        keep_parts.append(np.arange(a, b))
+    rows = np.concatenate(keep_parts) if keep_parts else np.zeros(0, np.int64)
+    br_names = np.concatenate(names_parts) if names_parts else np.zeros(0, object)
+    rated = np.concatenate(rated_parts) if rated_parts else np.zeros(0, bool)
+    status = br[rows, BR_STATUS].real > 0
+    fb = br[rows, F_BUS].real.astype(np.int64)
+    tb = br[rows, T_BUS].real.astype(np.int64)
+    status &= (ppc["bus"][fb, BUS_TYPE].real != 4) & (ppc["bus"][tb, BUS_TYPE].real != 4)
+    rows, br_names, rated, fb, tb = rows[status], br_names[status], rated[status], fb[status], tb[status]
+    r = br[rows, BR_R].real
+    x = br[rows, BR_X].real
+    V.check_self_loops(fb, tb, br_names, "pandapower branch model")
+    if dc_model == "pandapower":
+        V.check_reactance(x, br_names, "x (per unit after conversion)", "pandapower branch model")
+        tap = br[rows, TAP].real
+        tap = np.where(tap == 0, 1.0, tap)
+        b_pu = 1.0 / (x * tap)
+        shift = np.deg2rad(br[rows, SHIFT].real)
+    else:
+        z2 = r * r + x * x
+        V.check_reactance(np.where(z2 == 0, 0.0, np.where(x == 0, 1.0, x)), br_names, "x (per unit after conversion)",
+                          "pandapower branch model")
+        b_pu = x / z2
+        shift = np.zeros(rows.size)
+    rate = np.where(rated, br[rows, RATE_A].real, np.inf)
+    V.check_positive(rate[rated], br_names[rated], "rating (max_i_ka / sn_mva x max_loading_percent)",
+                     "pandapower branch model")
+
+    # ---------------------------------------------------------------- injectors
+    g_names, g_node, g_kind, g_pmin, g_pmax = [], [], [], [], []
+    g_c = [[], [], []]
+    g_ru, g_rd = [], []
+    pwl_pos: list[int] = []
+    pwl_seg: list[tuple[np.ndarray, np.ndarray]] = []
+    fixed = np.zeros(n_node)
+    n_g = 0
+
+    def add(table: str, df: pd.DataFrame, kind: np.ndarray, pmin: np.ndarray, pmax: np.ndarray,
+            need_cost: np.ndarray, sign: float = 1.0) -> None:
+        nonlocal n_g
+        if not len(df):
+            return
+        names = _names(table, df.index)
+        c0, c1, c2, has, pwl = _costs(net, table, df.index)
+        missing = need_cost & ~has
+        if missing.any():
+            raise InputError(f"missing cost data: {V._list(names, missing)} (net.{table}) have no "
+                             "row in net.poly_cost or net.pwl_cost; add one, e.g. "
+                             f"pp.create_poly_cost(net, {df.index[np.argmax(missing)]}, '{table}', "
+                             "cp1_eur_per_mw=...).")
+        if sign < 0 and pwl:
+            raise InputError(f"net.pwl_cost on controllable loads ({table}) is not supported; use poly_cost.")
+        for k, seg in pwl.items():
+            pwl_pos.append(n_g + k)
+            pwl_seg.append(seg)
+        g_names.append(names)
+        g_node.append(bus_lookup[df.bus.to_numpy()])
+        g_kind.append(kind)
+        g_pmin.append(pmin)
+        g_pmax.append(pmax)
+        g_c[0].append(c0)
+        g_c[1].append(sign * c1)
+        g_c[2].append(c2)
+        ru = _col(df, "ramp_up_mw_per_h", np.inf)
+        rd = _col(df, "ramp_down_mw_per_h", np.inf)
+        ru = np.where(np.isnan(ru), np.inf, ru)
+        rd = np.where(np.isnan(rd), np.inf, rd)
+        V.check_positive(ru, names, "ramp_up_mw_per_h", f"net.{table}", strict=False)
+        V.check_positive(rd, names, "ramp_down_mw_per_h", f"net.{table}", strict=False)
+        g_ru.append(ru)
+        g_rd.append(rd)
+        n_g += len(df)
+
+    def in_service(df: pd.DataFrame) -> pd.DataFrame:
+        return df[_bool_col(df, "in_service", True)]
+
+    eg = in_service(net.ext_grid)
+    eg = eg[_bool_col(eg, "controllable", True)] if len(eg) else eg
+    if len(eg):
+        lo = _col(eg, "min_p_mw", np.nan)
+        hi = _col(eg, "max_p_mw", np.nan)
+        lo = np.where(np.isnan(lo), -np.inf, lo)  # an external grid without limits is unbounded
+        hi = np.where(np.isnan(hi), np.inf, hi)
+        V.check_bounds_order(lo, hi, _names("ext_grid", eg.index), "min_p_mw", "max_p_mw", "net.ext_grid")
+        add("ext_grid", eg, np.full(len(eg), DISPATCHABLE), lo, hi, np.ones(len(eg), bool))
+
+    for table, ctrl_default in (("gen", True), ("sgen", False)):
+        df = in_service(net[table])
+        if not len(df):
+            continue
+        ctrl = _bool_col(df, "controllable", ctrl_default)
+        scaling = _col(df, "scaling", 1.0)
+        p_set = df.p_mw.to_numpy(float) * scaling
+        names = _names(table, df.index)
+        c = df[ctrl]
+        if len(c):
+            lo = _col(c, "min_p_mw", np.nan)
+            hi = _col(c, "max_p_mw", np.nan)
+            V.check_finite(lo, names[ctrl], "min_p_mw", f"net.{table}")
+            V.check_finite(hi, names[ctrl], "max_p_mw", f"net.{table}")
+            V.check_bounds_order(lo, hi, names[ctrl], "min_p_mw", "max_p_mw", f"net.{table}")
+            add(table, c, np.full(len(c), DISPATCHABLE), lo, hi, np.ones(len(c), bool))
+        u = df[~ctrl]
+        if len(u):
+            pu = p_set[~ctrl]
+            V.check_finite(pu, names[~ctrl], "p_mw", f"net.{table}")
+            if table == "gen":  # a fixed conventional unit: pmin = pmax = set point
+                add(table, u, np.full(len(u), DISPATCHABLE), pu, pu, np.zeros(len(u), bool))
+            else:  # variable renewable: available up to p_mw, curtailable
+                V.check_positive(pu, names[~ctrl], "p_mw", f"net.{table}", strict=False)
+                add(table, u, np.full(len(u), RENEWABLE), np.zeros(len(u)), pu, np.zeros(len(u), bool))
+
+    ld = in_service(net.load)
+    ctrl_l = _bool_col(ld, "controllable", False) if len(ld) else np.zeros(0, bool)
+    if ctrl_l.any():
+        c = ld[ctrl_l]
+        names = _names("load", c.index)
+        lo = _col(c, "min_p_mw", np.nan)
+        hi = _col(c, "max_p_mw", np.nan)
+        V.check_finite(lo, names, "min_p_mw", "net.load")
+        V.check_finite(hi, names, "max_p_mw", "net.load")
+        V.check_bounds_order(lo, hi, names, "min_p_mw", "max_p_mw", "net.load")
+        add("load", c, np.full(len(c), FLEX_LOAD), -hi, -lo, np.ones(len(c), bool), sign=-1.0)
+    fl = ld[~ctrl_l] if len(ld) else ld
+    load_names = _names("load", fl.index)
+    load_p = fl.p_mw.to_numpy(float) * _col(fl, "scaling", 1.0) if len(fl) else np.zeros(0)
+    V.check_finite(load_p, load_names, "p_mw", "net.load")
+    load_node = bus_lookup[fl.bus.to_numpy()] if len(fl) else np.zeros(0, np.int64)
+
+    # ------------------------------------------------------------------ storage
+    st = in_service(net.storage)
+    st_ctrl = _bool_col(st, "controllable", False) if len(st) else np.zeros(0, bool)
+    s = st[st_ctrl] if len(st) else st
+    s_names = _names("storage", s.index)
+    if len(s):
+        lo, hi = _col(s, "min_p_mw", np.nan), _col(s, "max_p_mw", np.nan)
+        emin, emax = _col(s, "min_e_mwh", 0.0), _col(s, "max_e_mwh", np.nan)
+        soc = _col(s, "soc_percent", np.nan)
+        for v, cname in ((lo, "min_p_mw"), (hi, "max_p_mw"), (emin, "min_e_mwh"), (emax, "max_e_mwh"),
+                         (soc, "soc_percent")):
+            V.check_finite(v, s_names, cname, "net.storage")
+        V.check_bounds_order(lo, hi, s_names, "min_p_mw", "max_p_mw", "net.storage")
+        V.check_bounds_order(emin, emax, s_names, "min_e_mwh", "max_e_mwh", "net.storage")
+        V.check_positive(emax, s_names, "max_e_mwh", "net.storage")
+        e0 = soc / 100.0 * emax
+        soc_f = _col(s, "final_soc_percent", np.nan)
+        e_final = np.where(np.isnan(soc_f), e0, soc_f / 100.0 * emax)
+        eta_c = _col(s, "charge_efficiency", 1.0)
+        eta_d = _col(s, "discharge_efficiency", 1.0)
+        for v, cname in ((eta_c, "charge_efficiency"), (eta_d, "discharge_efficiency")):
+            if ((v <= 0) | (v > 1) | np.isnan(v)).any():
+                raise InputError(f"net.storage: column '{cname}' must be in (0, 1] for {s_names.tolist()[:5]}.")
+        st_kw: dict[str, np.ndarray] = dict(
+            st_names=s_names, st_node=bus_lookup[s.bus.to_numpy()],
+            st_p_charge=np.maximum(hi, 0.0), st_p_discharge=np.maximum(-lo, 0.0),
+            st_e_min=emin, st_e_max=emax, st_e_init=e0, st_e_final=e_final,
+            st_eta_charge=eta_c, st_eta_discharge=eta_d)
+    else:
+        st_kw = {}
+    su = st[~st_ctrl] if len(st) else st
+    if len(su):  # fixed storage schedule: load convention (p_mw > 0 charges)
+        np.add.at(fixed, bus_lookup[su.bus.to_numpy()], su.p_mw.to_numpy(float) * _col(su, "scaling", 1.0))
+
+    # ------------------------------------------------- fixed demand at nodes
+    fixed += ppc["bus"][:, GS].real  # shunts and ward pz (MW at 1 pu), as PYPOWER
+    for t in ("ward", "xward"):
+        w = in_service(net[t])
+        if len(w):
+            V.check_finite(w.ps_mw.to_numpy(float), _names(t, w.index), "ps_mw", f"net.{t}")
+            np.add.at(fixed, bus_lookup[w.bus.to_numpy()], w.ps_mw.to_numpy(float))
+
+    # ------------------------------------------------------- islands, refs
+    gen_node = np.concatenate(g_node) if g_node else np.zeros(0, np.int64)
+    conn = b_pu != 0  # a branch with b = 0 carries no DC flow
+    node_island = V.islands(n_node, fb[conn], tb[conn])
+    bus_in = _bool_col(net.bus, "in_service", True)
+    node_label = np.empty(n_node, dtype=object)
+    node_label[:] = [f"node:{i}" for i in range(n_node)]
+    node_label[bus_lookup[net.bus.index.to_numpy()]] = _names("bus", net.bus.index)
+    ref_cand = np.flatnonzero(ppc["bus"][:, BUS_TYPE].real == REF)
+    # ext_grid buses first, then slack generators (as pandapower)
+    eg_nodes = bus_lookup[eg.bus.to_numpy()] if len(eg) else np.zeros(0, np.int64)
+    ref_cand = np.r_[eg_nodes, ref_cand[~np.isin(ref_cand, eg_nodes)]].astype(np.int64)
+    ref_node, live = V.choose_references(node_island, ref_cand, gen_node, load_node, load_p,
+                                         load_names, fixed, node_label, "pandapower net")
+    pub = bus_in & live[node_island[bus_lookup[net.bus.index.to_numpy()]]]
+    bus_ids = net.bus.index.to_numpy()[pub].astype(np.int64)
+    pwl_gen, pwl_slope, pwl_icpt = expand_pwl(np.asarray(pwl_pos, np.int64), pwl_seg)
+    return NetworkArrays(
+        name=name or str(net.name or "pandapower net"),
+        base_mva=base,
+        n_node=n_node,
+        ref_node=ref_node[live],
+        node_island=node_island,
+        node_fixed_demand=fixed,
+        bus_ids=bus_ids,
+        bus_node=bus_lookup[bus_ids],
+        br_names=br_names,
+        br_f=fb, br_t=tb, br_b=b_pu, br_shift=shift, br_rate=rate,
+        br_angmin=np.full(rows.size, -np.inf), br_angmax=np.full(rows.size, np.inf),
+        gen_names=np.concatenate(g_names) if g_names else np.zeros(0, object),
+        gen_node=gen_node,
+        gen_kind=np.concatenate(g_kind).astype(np.int8) if g_kind else np.zeros(0, np.int8),
+        gen_pmin=np.concatenate(g_pmin) if g_pmin else np.zeros(0),
+        gen_pmax=np.concatenate(g_pmax) if g_pmax else np.zeros(0),
+        gen_c0=np.concatenate(g_c[0]) if g_c[0] else np.zeros(0),
+        gen_c1=np.concatenate(g_c[1]) if g_c[1] else np.zeros(0),
+        gen_c2=np.concatenate(g_c[2]) if g_c[2] else np.zeros(0),
+        gen_ramp_up=np.concatenate(g_ru) if g_ru else np.zeros(0),
+        gen_ramp_down=np.concatenate(g_rd) if g_rd else np.zeros(0),
+        pwl_gen=pwl_gen, pwl_slope=pwl_slope, pwl_intercept=pwl_icpt,
+        load_names=load_names, load_node=load_node, load_p=load_p,
+        meta={"source": "pandapower", "dc_model": dc_model},
+        **st_kw,
+    )
