@@ -13,10 +13,15 @@ from .network.arrays import NetworkArrays
 if TYPE_CHECKING:
     from .dcopf.prices import NodePrices
 
+#: $/MWh per MW: a branch whose shadow price exceeds this is reported as binding
+BINDING_MU = 1e-4
+
 UNITS = {
     "lmp": ("$/MWh", "locational marginal price"),
     "lmp_energy": ("$/MWh", "energy component: price at the island's reference bus"),
     "lmp_congestion": ("$/MWh", "congestion component: -PTDF^T x branch shadow prices"),
+    "lmp_unique": ("1", "True where the price is unique; False where the optimal duals form an "
+                   "interval (degenerate: another optimal solver may return another value)"),
     "demand": ("MW", "demand served at the bus (fixed loads, shunts, wards, less shedding)"),
     "load_shed": ("MW", "load shed at the value of lost load"),
     "va_degree": ("degree", "DC voltage angle"),
@@ -39,6 +44,7 @@ def _da(data: np.ndarray, dims: tuple[str, ...], name: str) -> xr.DataArray:
 
 def build_dataset(net: NetworkArrays, time: pd.DatetimeIndex, dt: float, *, prices: NodePrices,
                   flow: np.ndarray, mu: np.ndarray, theta: np.ndarray, p_gen: np.ndarray,
+                  unique: np.ndarray,
                   p_available: np.ndarray, storage: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                   demand: np.ndarray, load_shed: np.ndarray, attrs: dict[str, Any]) -> xr.Dataset:
     """Arrays on (element, time) -> Dataset on (time, element)."""
@@ -49,6 +55,7 @@ def build_dataset(net: NetworkArrays, time: pd.DatetimeIndex, dt: float, *, pric
         "lmp": _da(prices.lmp[bn].T, ("time", "bus"), "lmp"),
         "lmp_energy": _da(prices.energy[bn].T, ("time", "bus"), "lmp_energy"),
         "lmp_congestion": _da(prices.congestion[bn].T, ("time", "bus"), "lmp_congestion"),
+        "lmp_unique": _da(unique[bn].T, ("time", "bus"), "lmp_unique"),
         "demand": _da(demand[bn].T, ("time", "bus"), "demand"),
         "load_shed": _da(load_shed[bn].T, ("time", "bus"), "load_shed"),
         "va_degree": _da(np.rad2deg(theta[bn]).T, ("time", "bus"), "va_degree"),
@@ -74,7 +81,7 @@ def build_dataset(net: NetworkArrays, time: pd.DatetimeIndex, dt: float, *, pric
         vars_["soc_mwh"] = _da(e.T, ("time", "storage"), "soc_mwh")
         coords["storage"] = ("storage", np.asarray(net.st_names, dtype=str))
     ds = xr.Dataset(vars_, coords=coords)
-    binding = np.abs(mu) > 1e-6
+    binding = np.abs(mu) > BINDING_MU  # interior-point duals of slack limits are ~1e-6, not 0
     attrs = dict(attrs)
     attrs["binding_branches"] = ",".join(np.asarray(net.br_names, dtype=str)[binding.any(axis=1)])
     attrs["n_periods"] = len(time)

@@ -21,6 +21,7 @@ from ..network import compile_network
 from ..network.arrays import NetworkArrays
 from ..results import build_dataset
 from . import formulation as F
+from .degeneracy import unique_prices
 from .prices import check_decomposition, decompose
 
 DEFAULT_SOLVER = "CLARABEL"
@@ -226,12 +227,15 @@ class DCOPF:
         demand_node = np.repeat(net.node_fixed_demand[:, None], T, 1)
         if net.n_load:
             demand_node = demand_node + net.node_matrix(net.load_node) @ series.load_p
+        p_gen = v.p.value if net.n_gen else np.zeros((0, T))
+        unique = unique_prices(net, flow, p_gen, series.gen_pmin, series.gen_pmax, shed,
+                               np.maximum(demand_node, 0.0))
         status = "optimal"
         if self.voll is not None and shed.max(initial=0.0) > 1e-6:
             status = "optimal_with_load_shedding"
         return build_dataset(
             net, timeidx, dt, prices=prices, flow=flow, mu=mu, theta=theta,
-            p_gen=v.p.value if net.n_gen else np.zeros((0, T)),
+            p_gen=p_gen, unique=unique,
             p_available=series.gen_pmax,
             storage=(v.pc.value, v.pd.value, v.e.value) if v.e is not None else None,
             demand=demand_node - shed, load_shed=shed,

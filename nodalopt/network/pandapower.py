@@ -269,11 +269,13 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         return df[_bool_col(df, "in_service", True)]
 
     eg = in_service(net.ext_grid)
-    eg = eg[_bool_col(eg, "controllable", True)] if len(eg) else eg
     if len(eg):
-        lo = _col(eg, "min_p_mw", np.nan)
-        hi = _col(eg, "max_p_mw", np.nan)
-        lo = np.where(np.isnan(lo), -np.inf, lo)  # an external grid without limits is unbounded
+        # pandapower semantics: an ext_grid is always the slack; with controllable=False (or
+        # no limits given) its P limits are not enforced, so it is unbounded in both directions
+        ctrl = _bool_col(eg, "controllable", True)
+        lo = np.where(ctrl, _col(eg, "min_p_mw", np.nan), np.nan)
+        hi = np.where(ctrl, _col(eg, "max_p_mw", np.nan), np.nan)
+        lo = np.where(np.isnan(lo), -np.inf, lo)
         hi = np.where(np.isnan(hi), np.inf, hi)
         V.check_bounds_order(lo, hi, _names("ext_grid", eg.index), "min_p_mw", "max_p_mw", "net.ext_grid")
         add("ext_grid", eg, np.full(len(eg), DISPATCHABLE), lo, hi, np.ones(len(eg), bool))

@@ -1,0 +1,110 @@
+"""Command line: a thin layer over the public API.
+
+Exit codes: 0 success, 1 a case failed (batch), 2 bad input, 3 infeasible or
+unbounded, 4 solver trouble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import errors
+
+EXIT_OK, EXIT_CASE_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_SOLVER = 0, 1, 2, 3, 4
+
+
+def summarize(ds: Any) -> str:
+    """A short human-readable summary of a result Dataset."""
+    lmp = ds.lmp.values
+    a = ds.attrs
+    binding = [b for b in str(a.get("binding_branches", "")).split(",") if b]
+    lines = [
+        f"network      {a.get('network', '')}  ({ds.sizes['bus']} buses, {ds.sizes['branch']} branches, "
+        f"{ds.sizes['gen']} generators, {ds.sizes['time']} period(s) of {a.get('period_hours')} h)",
+        f"status       {a['status']}   solver {a['solver']}",
+        f"objective    {a['objective']:.6g} $",
+        f"LMP          min {np.nanmin(lmp):.4f}  mean {np.nanmean(lmp):.4f}  max {np.nanmax(lmp):.4f} $/MWh",
+        f"binding      {len(binding)} branch(es)" + (f": {', '.join(binding[:10])}" if binding else "")
+        + (" ..." if len(binding) > 10 else ""),
+        f"time         build {a.get('build_s', 0):.3f} s, solve {a.get('solve_s', 0):.3f} s "
+        f"(solver {a.get('solver_time_s', 0):.3f} s)",
+    ]
+    if "load_shed" in ds and float(ds.load_shed.sum()) > 0:
+        lines.append(f"load shed    {float(ds.load_shed.sum()) * a.get('period_hours', 1):.3f} MWh")
+    return "\n".join(lines)
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from . import load_case, to_netcdf
+    from .dcopf import DCOPF
+
+    net = load_case(args.case)
+    model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
+                  solver=args.solver, dc_model=args.dc_model)
+    ds = model.solve()
+    print(summarize(ds))
+    if args.output:
+        to_netcdf(ds, args.output)
+        print(f"written      {args.output}")
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError:
+        print("the benchmark runner lives in the repository's benchmarks/ folder: run "
+              "`python -m benchmarks` from a checkout.", file=sys.stderr)
+        return EXIT_INPUT
+    return int(bench_main(args.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nodalopt", description="Nodal electricity prices from power networks.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("solve", help="solve one case and print a summary")
+    s.add_argument("case", help="built-in case (case118), PGLib name, .m file or pandapower .json")
+    s.add_argument("--hours", type=int, default=None, help="number of periods (demo profiles if > 1)")
+    s.add_argument("--period-hours", type=float, default=1.0, help="length of a period in hours")
+    s.add_argument("--voll", type=float, default=None, help="value of lost load, $/MWh (allows shedding)")
+    s.add_argument("--solver", default="CLARABEL", help="any solver cvxpy has installed")
+    s.add_argument("--dc-model", default="pandapower", choices=["pandapower", "pglib"])
+    s.add_argument("-o", "--output", default=None, help="write the result Dataset to this netCDF file")
+    s.set_defaults(func=_cmd_solve)
+    b = sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark runner")
+    b.set_defaults(func=_cmd_bench)
+    try:  # batch solves (CSV folders, .m, .json) live in nodalopt.batch
+        from .batch import register_cli
+    except ImportError:
+        pass
+    else:
+        register_cli(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return int(args.func(args))
+    except errors.InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (errors.InfeasibleError, errors.UnboundedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INFEASIBLE
+    except errors.SolverError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SOLVER
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
