@@ -1,0 +1,1 @@
+"""Benchmarks of nodalopt against pandapower rundcopp and PyPSA + HiGHS (``python -m benchmarks``)."""

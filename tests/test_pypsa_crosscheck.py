@@ -5,7 +5,7 @@ nodalopt's compiled arrays (``benchmarks.peers.pypsa_from_arrays``), on a case
 designed so that the answer is non-trivial and the prices are unique:
 
 * pandapower ``case30`` with all lines derated to 75 % of their rating: lines
-  9 and 34 (into bus 7 and bus 5) bind in the evening peak;
+  9 (bus 5-7) and 34 (bus 24-26) bind;
 * strictly convex quadratic costs on every unit (12 to 40 $/MWh plus 0.03 to
   0.12 $/MW^2h), so dispatch is unique and prices move with load;
 * ramp limits of 8 MW/h on every unit (they bind on the morning ramp);

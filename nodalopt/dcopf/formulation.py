@@ -175,7 +175,7 @@ def pwl_epigraph(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
 
 def shed_limits(net: NetworkArrays, v: Vars, par: Params, T: int) -> list[cp.Constraint]:
     """Load shed at VOLL cannot exceed the node's (non-negative) demand."""
-    if v.shed is None or v.spill is not None:
+    if v.shed is None:
         return []
     cap = np.repeat(np.maximum(net.node_fixed_demand, 0.0)[:, None], T, axis=1)
     if net.n_load:

@@ -174,11 +174,14 @@ class DCOPF:
     def _explain_infeasible(self, series: prof.Series) -> None:
         el = self._build(shed=True, elastic=True)
         self._set_parameters(el, series, None)
+        if el.vars.spill is not None:  # spill only where a unit's minimum output must go
+            cap = self.net.node_matrix(self.net.gen_node) @ np.maximum(np.nan_to_num(series.gen_pmin), 0.0)
+            el.problem = cp.Problem(el.problem.objective, [*el.problem.constraints, el.vars.spill <= cap])
         status, _ = self._run(el)
         short: list[tuple[object, object, float]] = []
         if status == cp.OPTIMAL and el.vars.shed is not None and el.vars.spill is not None:
             net_mw = el.vars.shed.value - el.vars.spill.value
-            nodes, ts = np.nonzero(np.abs(net_mw) > 1e-6)
+            nodes, ts = np.nonzero(np.abs(net_mw) > 1e-3)  # interior-point noise is ~1e-6 MW
             bus_of_node = np.full(self.net.n_node, -1, np.int64)
             bus_of_node[self.net.bus_node] = self.net.bus_ids
             order = np.argsort(-np.abs(net_mw[nodes, ts]))

@@ -195,7 +195,7 @@ def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkAr
     n_g = gen.shape[0]
     return NetworkArrays(
         name=case.name, base_mva=case.base_mva, n_node=n_node,
-        ref_node=ref_node[live], node_island=node_island, node_fixed_demand=fixed,
+        ref_node=ref_node, node_island=node_island, node_fixed_demand=fixed,
         bus_ids=bus_id[pub], bus_node=np.flatnonzero(pub),
         br_names=br_names, br_f=f, br_t=t, br_b=b_pu, br_shift=shift, br_rate=rate,
         br_angmin=angmin, br_angmax=angmax,

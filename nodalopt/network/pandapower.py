@@ -49,6 +49,12 @@ def _names(table: str, idx: pd.Index) -> np.ndarray:
 
 
 def _check_tables(net: Any) -> None:
+    eg_on = _bool_col(net.ext_grid, "in_service", True) if len(net.ext_grid) else np.zeros(0, bool)
+    gen_slack = (_bool_col(net.gen, "slack", False) & _bool_col(net.gen, "in_service", True)
+                 if len(net.gen) else np.zeros(0, bool))
+    if not eg_on.any() and not gen_slack.any():
+        raise InputError("pandapower net: no reference bus: there is no in-service ext_grid and no "
+                         "gen with slack=True; add an ext_grid or set gen.slack=True on one generator.")
     for t in _UNSUPPORTED:
         df = net.get(t) if hasattr(net, "get") else None
         if isinstance(df, pd.DataFrame) and len(df) and _bool_col(df, "in_service", True).any():
@@ -106,7 +112,10 @@ def _ppc(net: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     work._options = {}
     _init_rundcopp_options(work, check_connectivity=False, switch_rx_ratio=0.5, delta=1e-10,
                            trafo3w_losses="hv")
-    ppc, _ = _pd2ppc(work)
+    try:
+        ppc, _ = _pd2ppc(work)
+    except (UserWarning, KeyError, ValueError, IndexError) as exc:
+        raise InputError(f"pandapower could not convert the net: {type(exc).__name__}: {exc}") from exc
     return ppc, work._pd2ppc_lookups
 
 
@@ -386,7 +395,7 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         name=name or str(net.name or "pandapower net"),
         base_mva=base,
         n_node=n_node,
-        ref_node=ref_node[live],
+        ref_node=ref_node,
         node_island=node_island,
         node_fixed_demand=fixed,
         bus_ids=bus_ids,

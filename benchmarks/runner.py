@@ -1,0 +1,182 @@
+"""Run the registry: one subprocess per (case, periods, tool), then compare and report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .registry import Case, describe_profiles, fixup_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG = 2000  #: cases with more buses run peers once (they take seconds to minutes)
+
+
+def _have(mod: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(mod) is not None
+
+
+def run_one(case: Case, T: int, tool: str, repeat: int, timeout: float, tmp: Path
+            ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    spec = {"case": case.name, "periods": T, "tool": tool, "repeat": repeat}
+    prefix = tmp / f"{abs(hash((case.name, T, tool)))}"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec), str(prefix)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    timed_out = False
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - t0 > timeout:
+            proc.kill()
+            timed_out = True
+            pid, status, ru = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    wall = time.perf_counter() - t0
+    js = prefix.with_suffix(".json")
+    if timed_out:
+        out: dict[str, Any] = {"ok": False, "status": f"timeout after {timeout:.0f} s"}
+        lmp, bus = np.zeros((0, 0)), np.zeros(0)
+    elif not js.is_file():
+        out = {"ok": False, "status": f"worker died (exit {proc.returncode}): {err.strip()[-300:]}"}
+        lmp, bus = np.zeros((0, 0)), np.zeros(0)
+    else:
+        out = json.loads(js.read_text())
+        z = np.load(prefix.with_suffix(".npz"))
+        lmp, bus = z["lmp"], z["bus"]
+    out.update(spec)
+    out["process_peak_mb"] = ru.ru_maxrss / 1024  # Linux: kB
+    out["process_wall_s"] = wall
+    return out, lmp, bus
+
+
+def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """max |LMP difference| over common buses and periods, and how many bus-hours differ by > 1e-3."""
+    la, ba = a
+    lb, bb = b
+    if la.size == 0 or lb.size == 0:
+        return {}
+    common, ia, ib = np.intersect1d(ba, bb, return_indices=True)
+    T = min(la.shape[0], lb.shape[0])
+    d = np.abs(la[:T, ia] - lb[:T, ib])
+    if not np.isfinite(d).all():
+        return {"max_dlmp": float("nan"), "n_over_1e3": -1, "n_common": int(common.size)}
+    k = np.unravel_index(int(d.argmax()), d.shape)
+    return {"max_dlmp": float(d.max()), "n_over_1e3": int((d > 1e-3).sum()), "n_common": int(common.size),
+            "argmax_bus": int(common[k[1]]), "argmax_t": int(k[0])}
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()}
+    try:
+        info["nproc"] = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip())
+    except (OSError, ValueError):
+        pass
+    try:
+        cpu = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+               if ln.startswith("model name")]
+        info["cpu"] = cpu[0] if cpu else ""
+        mem = [ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")]
+        info["mem_gib"] = round(float(mem[0].split()[1]) / 2**20, 1) if mem else None
+    except OSError:
+        pass
+    vers = {}
+    for p in ("nodalopt", "numpy", "scipy", "cvxpy", "clarabel", "pandapower", "pypsa", "linopy",
+              "highspy", "xarray", "pandas"):
+        try:
+            vers[p] = md.version(p)
+        except md.PackageNotFoundError:
+            if p == "nodalopt":
+                import nodalopt
+
+                vers[p] = getattr(nodalopt, "__version__", "?")
+            else:
+                vers[p] = "not installed"
+    info["versions"] = vers
+    return info
+
+
+def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeout: float,
+        argv: list[str], log: Any = print) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    have_pypsa = _have("pypsa") and _have("highspy") and _have("linopy")
+    rows: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nodalopt-bench-") as td:
+        tmp = Path(td)
+        for case in cases:
+            for T in case.periods:
+                row: dict[str, Any] = {"case": case.name, "group": case.group, "periods": T,
+                                       "buses": case.buses, "baseline_dc": case.baseline_dc,
+                                       "fixups": [n for n, _ in fixup_docs(case)], "tools": {}}
+                lmps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+                tools = ["load", *case.tools]
+                for tool in tools:
+                    if tool == "pandapower" and T > 1:
+                        row["tools"][tool] = {"ok": False, "status": "n/a (single-period tool)"}
+                        continue
+                    if tool == "pypsa" and not have_pypsa:
+                        row["tools"][tool] = {"ok": False, "status": "n/a (pypsa not installed)"}
+                        continue
+                    big = case.buses > BIG or T > 1
+                    k = repeat if repeat is not None else (1 if quick else (3 if tool == "nodalopt" or not big else 1))
+                    if tool == "load":
+                        k = 1
+                    res, lmp, bus = run_one(case, T, tool, k, timeout, tmp)
+                    row["tools"][tool] = res
+                    if res.get("ok") and tool != "load":
+                        lmps[tool] = (lmp, bus)
+                    msg = f"{res.get('total_s', float('nan')):.3f} s" if res.get("ok") else res.get("status")
+                    log(f"  {case.name:<34} T={T:<3} {tool:<10} {msg}  "
+                        f"[peak {res.get('peak_rss_mb', float('nan')):.0f} MB]")
+                nd = row["tools"].get("nodalopt", {})
+                for peer in ("pandapower", "pypsa"):
+                    if "nodalopt" in lmps and peer in lmps:
+                        c = compare(lmps["nodalopt"], lmps[peer])
+                        pr = row["tools"][peer]
+                        if nd.get("objective") and pr.get("objective") is not None:
+                            c["obj_rel_diff"] = (pr["objective"] - nd["objective"]) / abs(nd["objective"])
+                        if pr.get("total_s") and nd.get("total_s"):
+                            c["speedup"] = pr["total_s"] / nd["total_s"]
+                        row[f"vs_{peer}"] = c
+                if case.baseline_dc and nd.get("ok"):
+                    row["baseline_rel_diff"] = (nd["objective"] - case.baseline_dc) / case.baseline_dc
+                rows.append(row)
+    result = {
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "command": "cd " + str(ROOT) + " && PYTHONPATH=. python -m benchmarks " + " ".join(
+            shlex.quote(a) for a in argv),
+        "quick": quick,
+        "elapsed_s": time.perf_counter() - t_start,
+        "machine": machine_info(),
+        "profiles": describe_profiles(),
+        "fixups": {c.name: fixup_docs(c) for c in cases if c.fixups},
+        "rows": rows,
+        "runner_rusage_children_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+    (out_dir / "latest.json").write_text(json.dumps(result, indent=1, default=float))
+    from .report import render
+
+    (out_dir / "latest.md").write_text(render(result))
+    return result
