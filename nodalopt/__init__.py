@@ -1,8 +1,7 @@
 """nodalopt: nodal electricity prices (LMPs) from power networks."""
 
 from .dcopf import DCOPF, solve
-from .errors import (ConvergenceError, InfeasibleError, InputError, NodalOptError, SolverError,
-                     UnboundedError)
+from .errors import ConvergenceError, InfeasibleError, InputError, NodalOptError, SolverError, UnboundedError
 from .network import MatpowerCase, NetworkArrays, compile_network, load_case
 from .results import to_netcdf
 

@@ -112,8 +112,7 @@ def discover_cases(root: str | os.PathLike[str], outdir: str | os.PathLike[str] 
             if dn.startswith(".") or (out_res is not None and p.resolve() == out_res):
                 continue
             if p.is_symlink():
-                if (p / "buses.csv").exists() or any(p.glob("*.m")) or any(p.glob("*.json")):
-                    skipped.append(_row(rel(p), "folder", "skipped", "symbolic link; not followed"))
+                skipped.append(_row(rel(p), "folder", "skipped", "symbolic link; not followed"))
                 continue
             if (p / "buses.csv").exists():
                 add(p, "csv_folder")
@@ -315,19 +314,26 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             kw[k] = v
     df = run_batch(args.root, args.output, workers=args.workers, scheduler=args.scheduler,
                    progress=not args.no_progress, **kw)
+    df = df.fillna({"error": ""})
     ok = df["status"].isin(SUCCESS)
-    print(f"{int(ok.sum())} of {len(df)} case(s) solved; summary in {Path(args.output) / 'summary.csv'}")
+    skipped = df["status"] == "skipped"
+    print(f"{int(ok.sum())} of {int((~skipped).sum())} case(s) solved, {int(skipped.sum())} skipped; "
+          f"summary in {Path(args.output) / 'summary.csv'}")
     for _, r in df[~ok].iterrows():
         print(f"  {r['status']:8s} {r['case']}: {r['error']}", file=sys.stderr)
     if not len(df):
         print(f"error: no cases (CSV folders with buses.csv, .m or .json files) under {args.root}",
               file=sys.stderr)
         return 2
-    return 0 if bool(ok.all()) else 1
+    return 0 if bool((ok | skipped).all()) else 1
 
 
 def register_cli(sub: Any) -> None:
-    """Add ``nodalopt batch DIR -o OUTDIR [--workers N] [--scheduler tcp://...]``."""
+    """Add ``nodalopt batch DIR -o OUTDIR [--workers N] [--scheduler tcp://...]``.
+
+    Exit code 0 when every case solved (symbolic links skipped by policy do not count),
+    1 when any case failed or was refused, 2 when DIR holds no case.
+    """
     b = sub.add_parser("batch", help="solve every case under a folder (CSV folders, .m, .json)",
                        description="Solve every case under DIR; one netCDF per case and summary.csv in "
                                    "OUTDIR. Exit code 0 if every case solved, 1 if any failed.")

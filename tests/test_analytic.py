@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import three_bus, two_bus
 
 import nodalopt
-from helpers import three_bus, two_bus
 
 
 def test_two_bus_congested():

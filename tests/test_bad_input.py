@@ -6,10 +6,10 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 import pytest
+from helpers import three_bus
 
 import nodalopt
 from nodalopt.errors import InputError
-from helpers import three_bus
 
 
 def solve(net, **kw):

@@ -10,9 +10,9 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
+from helpers import three_bus
 
 import nodalopt
-from helpers import three_bus
 
 
 def multivoltage():

@@ -6,10 +6,10 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 import pytest
+from helpers import three_bus, two_bus
 
 import nodalopt
 from nodalopt.errors import InfeasibleError, SolverError, UnboundedError
-from helpers import three_bus, two_bus
 
 
 def test_infeasible_names_bus_hour_and_mw():

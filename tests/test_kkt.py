@@ -8,10 +8,10 @@ import copy
 import numpy as np
 import pandapower as pp
 import pytest
-
-import nodalopt
 from helpers import lagrangian_dual, three_bus
 from test_rundcopp import congest
+
+import nodalopt
 
 
 @pytest.fixture(scope="module")

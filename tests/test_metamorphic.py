@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from pandapower.toolbox import reindex_buses
 import pandas as pd
 import pytest
+from pandapower.toolbox import reindex_buses
+from test_rundcopp import congest
 
 import nodalopt
-from test_rundcopp import congest
 
 
 @pytest.fixture(scope="module")

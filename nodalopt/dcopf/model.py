@@ -35,6 +35,13 @@ CLARABEL_DEFAULTS: dict[str, Any] = {
 ELASTIC_PENALTY = 1e5  # $/MWh for the elastic re-solve that locates infeasibility
 
 
+def _val(x: cp.Expression | None) -> np.ndarray:
+    """Value of a solved cvxpy expression as a float array."""
+    if x is None or x.value is None:
+        raise SolverError("internal: no value for a solved variable", status="no_value")
+    return np.asarray(x.value, dtype=float)
+
+
 @dataclass
 class _Built:
     problem: cp.Problem
@@ -180,7 +187,7 @@ class DCOPF:
         status, _ = self._run(el)
         short: list[tuple[object, object, float]] = []
         if status == cp.OPTIMAL and el.vars.shed is not None and el.vars.spill is not None:
-            net_mw = el.vars.shed.value - el.vars.spill.value
+            net_mw = _val(el.vars.shed) - _val(el.vars.spill)
             nodes, ts = np.nonzero(np.abs(net_mw) > 1e-3)  # interior-point noise is ~1e-6 MW
             bus_of_node = np.full(self.net.n_node, -1, np.int64)
             bus_of_node[self.net.bus_node] = self.net.bus_ids
@@ -223,14 +230,14 @@ class DCOPF:
         check_decomposition(prices, float(np.nanmax(np.abs(lam))) if lam.size else 1.0)
         v = b.vars
         theta = np.zeros((net.n_node, T))
-        theta[net.nonref_nodes] = v.theta.value
+        theta[net.nonref_nodes] = _val(v.theta)
         flow = np.asarray(net.bf @ theta) + net.shift_flow[:, None]
-        shed = v.shed.value if v.shed is not None else np.zeros((net.n_node, T))
+        shed = _val(v.shed) if v.shed is not None else np.zeros((net.n_node, T))
         shed = np.where(np.abs(shed) < 1e-7, 0.0, shed)
         demand_node = np.repeat(net.node_fixed_demand[:, None], T, 1)
         if net.n_load:
             demand_node = demand_node + net.node_matrix(net.load_node) @ series.load_p
-        p_gen = v.p.value if net.n_gen else np.zeros((0, T))
+        p_gen = _val(v.p) if net.n_gen else np.zeros((0, T))
         unique = unique_prices(net, flow, p_gen, series.gen_pmin, series.gen_pmax, shed,
                                np.maximum(demand_node, 0.0))
         status = "optimal"
@@ -240,7 +247,7 @@ class DCOPF:
             net, timeidx, dt, prices=prices, flow=flow, mu=mu, theta=theta,
             p_gen=p_gen, unique=unique,
             p_available=series.gen_pmax,
-            storage=(v.pc.value, v.pd.value, v.e.value) if v.e is not None else None,
+            storage=(_val(v.pc), _val(v.pd), _val(v.e)) if v.e is not None else None,
             demand=demand_node - shed, load_shed=shed,
             attrs=dict(status=status, objective=float(b.problem.value), solver=self.solver,
                        solver_time_s=self.solver_time, period_hours=dt,

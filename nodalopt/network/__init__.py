@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import InputError
 from .arrays import NetworkArrays
+from .examples import EXAMPLES
 from .matpower import MatpowerCase, from_matpower, read_matpower
 from .pandapower import from_pandapower
 
@@ -48,7 +49,7 @@ def _safe_json(path: Path) -> Any:
         o = stack.pop()
         if isinstance(o, dict):
             mod = o.get("_module")
-            if mod is not None and not str(mod).split(".")[0] in _JSON_MODULES:
+            if mod is not None and str(mod).split(".")[0] not in _JSON_MODULES:
                 raise InputError(f"{path}: refuses to load object of module {mod!r} (only "
                                  f"{_JSON_MODULES} are allowed in a pandapower JSON file).")
             stack.extend(o.values())
@@ -64,6 +65,7 @@ def load_case(name: str | os.PathLike[str]) -> Any:
     ----------
     name : str or path
         A built-in pandapower case (``"case9"``, ``"case118"``, ``"case1354pegase"``, ...),
+        a nodalopt example (``"case118_200mva"``: case118 with congestion),
         a PGLib case name (``"pglib_opf_case5_pjm"``, looked up with :func:`pglib_dir`),
         a MATPOWER ``.m`` file, or a pandapower ``.json`` file.
 
@@ -86,6 +88,8 @@ def load_case(name: str | os.PathLike[str]) -> Any:
         if d is None or not (d / f"{s}.m").is_file():
             raise InputError(f"PGLib case {s!r} not found; set NODALOPT_PGLIB to the folder of the .m files.")
         return read_matpower(d / f"{s}.m")
+    if s in EXAMPLES:
+        return EXAMPLES[s]()
     import pandapower.networks as pn
 
     fn = getattr(pn, s, None)

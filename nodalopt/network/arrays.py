@@ -89,7 +89,7 @@ class NetworkArrays:
     meta: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for k, v in self.__dict__.items():
+        for v in self.__dict__.values():
             if isinstance(v, np.ndarray):
                 _ro(v)
 

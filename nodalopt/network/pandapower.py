@@ -11,6 +11,7 @@ and results.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,10 @@ def _ppc(net: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     _init_rundcopp_options(work, check_connectivity=False, switch_rx_ratio=0.5, delta=1e-10,
                            trafo3w_losses="hv")
     try:
-        ppc, _ = _pd2ppc(work)
+        with warnings.catch_warnings():  # pandapower's notes on its own data model, not the user's
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            ppc, _ = _pd2ppc(work)
     except (UserWarning, KeyError, ValueError, IndexError) as exc:
         raise InputError(f"pandapower could not convert the net: {type(exc).__name__}: {exc}") from exc
     return ppc, work._pd2ppc_lookups
@@ -231,7 +235,7 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
 
     # ---------------------------------------------------------------- injectors
     g_names, g_node, g_kind, g_pmin, g_pmax = [], [], [], [], []
-    g_c = [[], [], []]
+    g_c: list[list[np.ndarray]] = [[], [], []]
     g_ru, g_rd = [], []
     pwl_pos: list[int] = []
     pwl_seg: list[tuple[np.ndarray, np.ndarray]] = []
