@@ -130,3 +130,28 @@ def test_renewable_is_curtailed_only_when_worthless():
     assert float(ds.p_gen.sel(gen="sgen:0").values[0]) == pytest.approx(300, abs=1e-3)
     assert float(ds.curtailment.sel(gen="sgen:0").values[0]) == pytest.approx(100, abs=1e-3)
     np.testing.assert_allclose(ds.lmp.values[0], 0.0, atol=1e-5)
+
+
+def test_two_islands_each_with_its_own_reference():
+    net = three_bus(limit_13=1e4)
+    # a second island: its own ext_grid at 50 $/MWh serving 20 MW
+    a, b = pp.create_bus(net, 20), pp.create_bus(net, 20)
+    pp.create_line_from_parameters(net, a, b, 1, 0.1, 0.3, 0, 1.0)
+    pp.create_ext_grid(net, a, min_p_mw=0, max_p_mw=100, controllable=True)
+    pp.create_poly_cost(net, 1, "ext_grid", cp1_eur_per_mw=50)
+    pp.create_load(net, b, p_mw=20)
+    ds = nodalopt.solve(net)
+    np.testing.assert_allclose(ds.lmp.sel(bus=[0, 1, 2]).values[0], 10, atol=1e-6)
+    np.testing.assert_allclose(ds.lmp.sel(bus=[a, b]).values[0], 50, atol=1e-6)
+    np.testing.assert_allclose(ds.lmp_energy.sel(bus=[a, b]).values[0], 50, atol=1e-6)
+
+
+def test_any_installed_solver_by_name():
+    import cvxpy as cp
+
+    if "HIGHS" not in cp.installed_solvers():
+        pytest.skip("HiGHS not installed")
+    net = three_bus(limit_13=160)
+    ds = nodalopt.solve(net, solver="highs")
+    assert ds.attrs["solver"] == "HIGHS"
+    np.testing.assert_allclose(ds.lmp.values[0], [10, 20, 30], atol=1e-6)
