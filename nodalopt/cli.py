@@ -35,6 +35,12 @@ def summarize(ds: Any) -> str:
         f"time         build {a.get('build_s', 0):.3f} s, solve {a.get('solve_s', 0):.3f} s "
         f"(solver {a.get('solver_time_s', 0):.3f} s)",
     ]
+    if "emissions" in ds:
+        lines.append(f"emissions    {a.get('total_emissions_t', 0):.6g} tCO2 over the horizon"
+                     + (f"   carbon price from the cap {a['co2_cap_price']:.4g} $/tCO2" if "co2_cap_price" in a else ""))
+        lines.append(f"LME          min {float(ds.lme.min()):.4f}  max {float(ds.lme.max()):.4f} tCO2/MWh   "
+                     f"carbon intensity min {float(ds.carbon_intensity.min()):.4f}  "
+                     f"max {float(ds.carbon_intensity.max()):.4f} tCO2/MWh")
     if "load_shed" in ds and float(ds.load_shed.sum()) > 0:
         lines.append(f"load shed    {float(ds.load_shed.sum()) * a.get('period_hours', 1):.3f} MWh")
     return "\n".join(lines)
@@ -46,7 +52,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     net = load_case(args.case)
     model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
-                  solver=args.solver, dc_model=args.dc_model)
+                  solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
+                  co2_cap=args.co2_cap, emission_factors=args.emission_factors)
     ds = model.solve()
     print(summarize(ds))
     if args.output:
@@ -75,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--voll", type=float, default=None, help="value of lost load, $/MWh (allows shedding)")
     s.add_argument("--solver", default="CLARABEL", help="any solver cvxpy has installed")
     s.add_argument("--dc-model", default="pandapower", choices=["pandapower", "pglib"])
+    s.add_argument("--carbon-price", type=float, default=None, help="carbon price, $/tCO2")
+    s.add_argument("--co2-cap", type=float, default=None, help="CO2 cap over the horizon, tCO2")
+    s.add_argument("--emission-factors", default="network", choices=["network", "synthetic"],
+                   help="'network': co2_t_per_mwh / fuel columns; 'synthetic': documented assignment by cost")
     s.add_argument("-o", "--output", default=None, help="write the result Dataset to this netCDF file")
     s.set_defaults(func=_cmd_solve)
     b = sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")

@@ -20,6 +20,8 @@ UNITS = {
     "lmp": ("$/MWh", "locational marginal price"),
     "lmp_energy": ("$/MWh", "energy component: price at the island's reference bus"),
     "lmp_congestion": ("$/MWh", "congestion component: -PTDF^T x branch shadow prices"),
+    "lmp_carbon": ("$/MWh", "carbon component: carbon price x locational marginal emissions (0 without a "
+                   "carbon price)"),
     "lmp_unique": ("1", "True where the price is unique; False where the optimal duals form an "
                    "interval (degenerate: another optimal solver may return another value)"),
     "demand": ("MW", "demand served at the bus (fixed loads, shunts, wards, less shedding)"),
@@ -55,6 +57,7 @@ def build_dataset(net: NetworkArrays, time: pd.DatetimeIndex, dt: float, *, pric
         "lmp": _da(prices.lmp[bn].T, ("time", "bus"), "lmp"),
         "lmp_energy": _da(prices.energy[bn].T, ("time", "bus"), "lmp_energy"),
         "lmp_congestion": _da(prices.congestion[bn].T, ("time", "bus"), "lmp_congestion"),
+        "lmp_carbon": _da(np.zeros_like(prices.lmp[bn].T), ("time", "bus"), "lmp_carbon"),
         "lmp_unique": _da(unique[bn].T, ("time", "bus"), "lmp_unique"),
         "demand": _da(demand[bn].T, ("time", "bus"), "demand"),
         "load_shed": _da(load_shed[bn].T, ("time", "bus"), "load_shed"),

@@ -37,10 +37,12 @@ def unique_prices(net: NetworkArrays, flow: np.ndarray, p_gen: np.ndarray, pmin:
         b_red = sp.csc_matrix(reduced(net.bbus, net)[net.nonref_nodes])
         rhs = reduced(net.bf, net)[cols].toarray().T
         ptdf[:, net.nonref_nodes] = spla.splu(b_red).solve(rhs).T
-    island_ref = np.full(int(net.node_island.max()) + 1, -1, np.int64)
-    island_ref[net.node_island[net.ref_node]] = np.arange(net.ref_node.size)
-    isl = island_ref[net.node_island]
-    n_isl = net.ref_node.size
+    # one unknown reference price per island that has generation (dead islands have no price)
+    live_isl = np.unique(net.node_island[net.gen_node])
+    island_col = np.full(int(net.node_island.max()) + 1, -1, np.int64)
+    island_col[live_isl] = np.arange(live_isl.size)
+    isl = island_col[net.node_island]
+    n_isl = live_isl.size
     tol_g = ptol * np.maximum(1.0, np.abs(p_gen))
     interior = (p_gen > pmin + tol_g) & (p_gen < pmax - tol_g)
     partial_shed = (shed > ptol) & (shed < demand - ptol)

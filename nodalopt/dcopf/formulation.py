@@ -3,6 +3,13 @@
 Every function takes the compiled :class:`NetworkArrays`, the period length and
 the :class:`Vars` / :class:`Params` bundles, and returns cvxpy objects over
 (element, time).  No function loops over elements.  Units: MW, rad, $/h.
+
+Numerics (see :func:`flow_definition` and :class:`ScaledProblem`): branch flows
+are variables of their own, so the balance rows hold only +-1 entries and the
+thermal limits are simple bounds; the large susceptances (up to ~1e6 MW/rad)
+appear once, in the flow-definition rows.  The plain B-theta form (balance
+``B theta``, limits ``Bf theta``) put them in every family and left Clarabel
+stalling at "AlmostSolved" on 4,000+ bus PGLib cases.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ class Params:
 class Vars:
     p: cp.Variable  # (G, T) injection MW
     theta: cp.Variable  # (N - R, T) rad, non-reference nodes
+    f: cp.Variable | None  # (C, T) MW flow on the conducting branches (b != 0), see conducting()
     pc: cp.Variable | None  # (S, T) storage charge MW
     pd: cp.Variable | None  # (S, T) storage discharge MW
     e: cp.Variable | None  # (S, T) energy at period end MWh
@@ -55,9 +63,11 @@ def define_parameters(net: NetworkArrays, T: int) -> Params:
 def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> Vars:
     S = net.n_storage
     n_pwl = int(np.unique(net.pwl_gen).size)
+    n_c = int(conducting(net).size)
     return Vars(
         p=cp.Variable((net.n_gen, T), name="Generator-p"),
         theta=cp.Variable((net.n_node - net.ref_node.size, T), name="Bus-v_ang"),
+        f=cp.Variable((n_c, T), name="Branch-p") if n_c else None,
         pc=cp.Variable((S, T), nonneg=True, name="Store-p_charge") if S else None,
         pd=cp.Variable((S, T), nonneg=True, name="Store-p_discharge") if S else None,
         e=cp.Variable((S, T), name="Store-e") if S else None,
@@ -65,6 +75,11 @@ def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> V
         shed=cp.Variable((net.n_node, T), nonneg=True, name="Bus-load_shed") if (shed or elastic) else None,
         spill=cp.Variable((net.n_node, T), nonneg=True, name="Bus-spill") if elastic else None,
     )
+
+
+def conducting(net: NetworkArrays) -> np.ndarray:
+    """Branches that carry DC flow (b != 0); a b = 0 branch (e.g. x = 0 in the pglib model) carries none."""
+    return np.flatnonzero(net.br_b != 0)
 
 
 def reduced(m: sp.spmatrix, net: NetworkArrays) -> sp.csr_matrix:
@@ -81,8 +96,14 @@ def node_demand(net: NetworkArrays, par: Params, T: int) -> cp.Expression:
 
 
 def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) -> cp.Constraint:
-    """demand + B theta + shift injection - generation - storage - shed + spill == 0 (dual: $/MWh x dt)."""
-    expr = demand + reduced(net.bbus, net) @ v.theta + np.repeat(net.shift_injection[:, None], T, axis=1)
+    """demand + A^T f - generation - storage - shed + spill == 0 (dual: $/MWh x dt).
+
+    ``A^T f`` (net outflow) equals ``B theta + shift injection`` through :func:`flow_definition`,
+    so the duals are those of the B-theta balance and :mod:`prices` applies unchanged.
+    """
+    expr = demand
+    if v.f is not None:
+        expr = expr + sp.csr_matrix(net.incidence[conducting(net)].T) @ v.f
     if net.n_gen:
         expr = expr - net.node_matrix(net.gen_node) @ v.p
     if v.pc is not None and v.pd is not None:
@@ -94,13 +115,24 @@ def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) ->
     return expr == 0
 
 
+def flow_definition(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
+    """f == Bf theta + shift flow on the conducting branches (DC power flow, MW)."""
+    if v.f is None:
+        return []
+    c = conducting(net)
+    return [v.f == reduced(net.bf, net)[c] @ v.theta + np.repeat(net.shift_flow[c, None], T, axis=1)]
+
+
 def flow_expression(net: NetworkArrays, v: Vars, rows: np.ndarray, T: int) -> cp.Expression:
-    bf = reduced(net.bf, net)[rows]
-    return bf @ v.theta + np.repeat(net.shift_flow[rows, None], T, axis=1)
+    """Flow (MW) on branches ``rows`` (all conducting): a selection of the flow variable."""
+    pos = np.full(net.n_branch, -1, np.int64)
+    pos[conducting(net)] = np.arange(conducting(net).size)
+    assert v.f is not None and (pos[rows] >= 0).all()
+    return v.f[pos[rows]]
 
 
 def flow_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[cp.Constraint]]:
-    """-rate <= flow <= rate on rated branches (duals: mu_upper, mu_lower)."""
+    """-rate <= flow <= rate on rated branches (duals: mu_upper, mu_lower), bounds on ``f``."""
     rows = np.flatnonzero(np.isfinite(net.br_rate) & (net.br_b != 0))
     if not rows.size:
         return rows, []
@@ -191,7 +223,10 @@ def objective(net: NetworkArrays, v: Vars, par: Params, T: int, dt: float, voll:
         terms.append(cp.sum(cp.multiply(par.c1, v.p)))
         q = np.flatnonzero(net.gen_c2 > 0)
         if q.size:
-            terms.append(cp.sum(cp.multiply(np.repeat(net.gen_c2[q, None], T, 1), cp.square(v.p[q]))))
+            # sum_squares of a scaled affine term: cvxpy builds a sparse diagonal P for it, while
+            # sum(c2 * square(p)) next to DPP parameters compiles a dense tensor (GBs at 1,000+ buses x 24 h)
+            w = np.repeat(np.sqrt(net.gen_c2[q])[:, None], T, 1)
+            terms.append(cp.sum_squares(cp.multiply(w, v.p[q])))
     if v.z is not None:
         terms.append(cp.sum(v.z))
     if v.shed is not None:
@@ -200,3 +235,40 @@ def objective(net: NetworkArrays, v: Vars, par: Params, T: int, dt: float, voll:
         terms.append(penalty * cp.sum(v.spill))
     const = float(net.gen_c0.sum()) * T
     return dt * (cp.sum(cp.hstack(terms)) + const) if terms else cp.Constant(dt * const)
+
+
+def scaled(con: cp.Constraint, k: float) -> cp.Constraint:
+    """The same constraint with its row multiplied by ``k`` (for :class:`ScaledProblem`)."""
+    if k == 1.0:
+        return con
+    if isinstance(con, cp.constraints.Equality | cp.constraints.Zero):
+        return k * con.expr == 0
+    if isinstance(con, cp.constraints.Inequality | cp.constraints.NonPos):
+        return k * con.expr <= 0
+    raise TypeError(f"cannot scale a {type(con).__name__} constraint")  # pragma: no cover
+
+
+class ScaledProblem(cp.Problem):
+    """``min objective s.t. constraints``, handed to the solver as ``min k*objective s.t. k*row``.
+
+    Multiplying the objective *and* every row by the same ``k`` leaves every dual
+    (``constraint.dual_value``) and the primal solution unchanged; ``value`` is
+    reported in the original units.  Pass the constraints through :func:`scaled`
+    first (the dual values are read from those objects).
+
+    Why: Clarabel normalises the linear cost to unit size (Ruiz equilibration with
+    cost scaling), so with MW-sized right-hand sides its internal primal iterates
+    are ~1e2-1e3 times its dual ones.  Objective scaling is the one scaling that
+    equilibration cannot undo; ``k = 1e-2`` brings the two to similar size, which
+    removed Clarabel's "InsufficientProgress" failures (pglib case4917_goc: heavy
+    congestion, LMPs up to 960 $/MWh).  Any ``k`` in [1e-5, 1e-1] worked on PGLib.
+    """
+
+    def __init__(self, objective: cp.Expression, constraints: list[cp.Constraint], scale: float = 1.0):
+        super().__init__(cp.Minimize(scale * objective if scale != 1.0 else objective), constraints)
+        self.scale = float(scale)
+
+    @property
+    def value(self) -> float | None:  # type: ignore[override]
+        v = super().value
+        return None if v is None else float(v) / self.scale

@@ -20,18 +20,24 @@ from ..errors import InfeasibleError, InputError, SolverError, UnboundedError
 from ..network import compile_network
 from ..network.arrays import NetworkArrays
 from ..results import build_dataset
+from . import carbon_terms as CT
 from . import formulation as F
 from .degeneracy import unique_prices
 from .prices import check_decomposition, decompose
+from .state import SolvedState
 
 DEFAULT_SOLVER = "CLARABEL"
 #: Clarabel settings used by default (see README "Solver settings"): tighter
 #: than Clarabel's own defaults so that duals are accurate to 1e-6 $/MWh, and
 #: more iterations for large, badly scaled PGLib cases.
 CLARABEL_DEFAULTS: dict[str, Any] = {
-    "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8,
+    "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9,
     "max_iter": 400,
 }
+#: Objective (and row) scaling handed to the solver, per solver; see
+#: formulation.ScaledProblem.  Clarabel only: HiGHS' absolute tolerances are in
+#: objective units and need no help.
+OBJECTIVE_SCALE: dict[str, float] = {"CLARABEL": 1e-2}
 ELASTIC_PENALTY = 1e5  # $/MWh for the elastic re-solve that locates infeasibility
 
 
@@ -52,6 +58,7 @@ class _Built:
     flow_cons: list[cp.Constraint]
     ang_rows: np.ndarray
     ang_cons: list[cp.Constraint]
+    cap: cp.Constraint | None = None
 
 
 class DCOPF:
@@ -81,7 +88,9 @@ class DCOPF:
     def __init__(self, network: Any, *, hours: int | None = None, period_hours: float = 1.0,
                  voll: float | None = None, solver: str = DEFAULT_SOLVER,
                  solver_options: Mapping[str, Any] | None = None, dc_model: str = "pandapower",
-                 start: Any = "2030-01-01", demo_profiles: bool | None = None) -> None:
+                 start: Any = "2030-01-01", demo_profiles: bool | None = None,
+                 carbon_price: Any = None, co2_cap: float | None = None,
+                 emission_factors: Any = "network") -> None:
         t0 = time.perf_counter()
         if not (isinstance(period_hours, int | float) and np.isfinite(period_hours) and period_hours > 0):
             raise InputError(f"period_hours must be a positive number of hours, got {period_hours!r}.")
@@ -106,6 +115,12 @@ class DCOPF:
         self.start = start
         self.demo_profiles = demo_profiles
         self.compile_s = time.perf_counter() - t0
+        self.carbon_price = CT.carbon_price_series(carbon_price, self.T)
+        if co2_cap is not None and not (np.isfinite(co2_cap) and co2_cap >= 0):
+            raise InputError(f"co2_cap must be a non-negative number of tCO2, got {co2_cap!r}.")
+        self.co2_cap = co2_cap
+        self.ef = CT.resolve_factors(self.net, emission_factors,
+                                     required=carbon_price is not None or co2_cap is not None)
         self._built = self._build(shed=voll is not None, elastic=False)
         self.build_s = time.perf_counter() - t0
         self._solves = 0
@@ -119,12 +134,23 @@ class DCOPF:
         balance = F.nodal_balance(net, v, demand, T)
         flow_rows, flow_cons = F.flow_limits(net, v, T)
         ang_rows, ang_cons = F.angle_limits(net, v, T)
-        cons = [balance, *flow_cons, *ang_cons, *F.generator_bounds(v, par),
+        cons = [balance, *flow_cons, *ang_cons, *F.flow_definition(net, v, T), *F.generator_bounds(v, par),
                 *F.ramp_limits(net, v, T, dt), *F.storage_constraints(net, v, T, dt),
                 *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T)]
+        cap = None
+        if self.co2_cap is not None and self.ef is not None and not elastic:
+            cap = CT.co2_cap(v.p, self.ef, dt, T, self.co2_cap)
+            cons.append(cap)
         obj = F.objective(net, v, par, T, dt, self.voll, ELASTIC_PENALTY if elastic else None)
-        prob = cp.Problem(cp.Minimize(obj), cons)
-        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons)
+        # Objective and every row scaled by the same factor (duals and values unchanged, see
+        # F.ScaledProblem); the references kept in _Built must be the scaled constraint objects.
+        k = OBJECTIVE_SCALE.get(self.solver, 1.0)
+        sc = {id(c): F.scaled(c, k) for c in cons}
+        cons = [sc[id(c)] for c in cons]
+        balance, cap = sc[id(balance)], (sc[id(cap)] if cap is not None else None)
+        flow_cons, ang_cons = [sc[id(c)] for c in flow_cons], [sc[id(c)] for c in ang_cons]
+        prob = F.ScaledProblem(obj, cons, k)
+        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons, cap)
 
     def _set_parameters(self, b: _Built, series: prof.Series, carbon_adder: np.ndarray | None) -> None:
         if self.net.n_load:
@@ -136,6 +162,8 @@ class DCOPF:
         if b.par.pmax is not None:
             b.par.pmax.value = series.gen_pmax[b.par.hi_idx]
         c1 = np.repeat(self.net.gen_c1[:, None], self.T, axis=1)
+        if self.carbon_price is not None and self.ef is not None:
+            c1 = c1 + self.ef[:, None] * self.carbon_price[None, :]
         if carbon_adder is not None:
             c1 = c1 + carbon_adder
         b.par.c1.value = c1
@@ -243,7 +271,13 @@ class DCOPF:
         status = "optimal"
         if self.voll is not None and shed.max(initial=0.0) > 1e-6:
             status = "optimal_with_load_shedding"
-        return build_dataset(
+        state = SolvedState(
+            net=net, dt=dt, p=p_gen, pmin=series.gen_pmin, pmax=series.gen_pmax, theta=theta, flow=flow,
+            lam=lam, mu=mu, nu=nu, demand=demand_node, shed=shed,
+            pc=_val(v.pc) if v.pc is not None else None, pd=_val(v.pd) if v.pd is not None else None,
+            e=_val(v.e) if v.e is not None else None, voll=self.voll)
+        self.last_state = state
+        ds = build_dataset(
             net, timeidx, dt, prices=prices, flow=flow, mu=mu, theta=theta,
             p_gen=p_gen, unique=unique,
             p_available=series.gen_pmax,
@@ -254,6 +288,13 @@ class DCOPF:
                        dc_model=str(net.meta.get("dc_model", "")), network=net.name,
                        decomposition_residual=prices.residual),
         )
+        if self.ef is not None:
+            cap_price = 0.0
+            if b.cap is not None:
+                cap_price = float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0])
+            price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
+            ds = CT.add_carbon(ds, state, self.ef, price, cap_price if b.cap is not None else None)
+        return ds
 
 
 def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..errors import SolverError
+from ..errors import InputError, SolverError
 from ..network.arrays import NetworkArrays
 from .formulation import reduced
 
@@ -49,7 +49,13 @@ def decompose(net: NetworkArrays, lam: np.ndarray, mu_branch: np.ndarray, nu_ang
     n_red = net.nonref_nodes.size
     lam_c = np.zeros_like(lam)
     if n_red and np.any(rhs):
-        lam_c[net.nonref_nodes] = -spla.splu(b_red).solve(np.asarray(rhs, dtype=float).reshape(n_red, -1))
+        try:
+            lu = spla.splu(b_red)
+        except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+            raise InputError(f"{net.name}: the reduced susceptance matrix is singular ({exc}): an island "
+                             "without a reference node, or branch susceptances that cancel (negative "
+                             "reactances); LMP components cannot be computed.") from exc
+        lam_c[net.nonref_nodes] = -lu.solve(np.asarray(rhs, dtype=float).reshape(n_red, -1))
     island_ref = np.full(int(net.node_island.max()) + 1, -1, np.int64)
     island_ref[net.node_island[net.ref_node]] = net.ref_node
     ref_of_node = island_ref[net.node_island]

@@ -85,6 +85,9 @@ class NetworkArrays:
     st_e_final: np.ndarray = field(default_factory=lambda: np.zeros(0))
     st_eta_charge: np.ndarray = field(default_factory=lambda: np.zeros(0))
     st_eta_discharge: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # emission factors tCO2/MWh per injector (NaN = unknown); empty = none given
+    gen_co2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gen_fuel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     # free-form provenance (dc model, source file, fix-ups)
     meta: dict[str, object] = field(default_factory=dict)
 
@@ -109,6 +112,13 @@ class NetworkArrays:
     @property
     def n_storage(self) -> int:
         return int(self.st_node.size)
+
+    @property
+    def co2_factors(self) -> np.ndarray:
+        """Emission factor per injector in tCO2/MWh (NaN where unknown)."""
+        if self.gen_co2.size == self.n_gen:
+            return self.gen_co2
+        return np.full(self.n_gen, np.nan)
 
     # ------------------------------------------------------- sparse operators
     @cached_property

@@ -28,6 +28,9 @@ _SUPPORTED = {"bus", "line", "trafo", "trafo3w", "impedance", "switch", "ext_gri
 _UNSUPPORTED = ["dcline", "motor", "asymmetric_load", "asymmetric_sgen", "tcsc", "svc", "ssc",
                 "vsc", "line_dc", "source_dc", "load_dc", "b2b_vsc", "bi_vsc"]
 
+#: optional column naming an injector's fuel / carrier (mapped to tCO2/MWh by nodalopt.carbon)
+FUEL_COLUMN = "fuel"
+
 _BRANCH_TABLES = ("line", "trafo", "trafo3w", "impedance", "xward")
 
 
@@ -237,6 +240,8 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
     g_names, g_node, g_kind, g_pmin, g_pmax = [], [], [], [], []
     g_c: list[list[np.ndarray]] = [[], [], []]
     g_ru, g_rd = [], []
+    g_co2: list[np.ndarray] = []
+    g_fuel: list[np.ndarray] = []
     pwl_pos: list[int] = []
     pwl_seg: list[tuple[np.ndarray, np.ndarray]] = []
     fixed = np.zeros(n_node)
@@ -276,6 +281,14 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         V.check_positive(rd, names, "ramp_down_mw_per_h", f"net.{table}", strict=False)
         g_ru.append(ru)
         g_rd.append(rd)
+        co2 = _col(df, "co2_t_per_mwh", np.nan)
+        if sign < 0:
+            co2 = np.zeros(len(df))  # a flexible load emits nothing itself
+        elif np.any(co2 < 0):
+            raise InputError(f"net.{table}: column 'co2_t_per_mwh' is negative for {V._list(names, co2 < 0)}.")
+        g_co2.append(co2)
+        g_fuel.append(df[FUEL_COLUMN].fillna("").astype(str).to_numpy(dtype=object) if FUEL_COLUMN in df
+                      else np.full(len(df), "", dtype=object))
         n_g += len(df)
 
     def in_service(df: pd.DataFrame) -> pd.DataFrame:
@@ -392,6 +405,7 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
     ref_cand = np.r_[eg_nodes, ref_cand[~np.isin(ref_cand, eg_nodes)]].astype(np.int64)
     ref_node, live = V.choose_references(node_island, ref_cand, gen_node, load_node, load_p,
                                          load_names, fixed, node_label, "pandapower net")
+    V.check_susceptance(n_node, fb[conn], tb[conn], b_pu[conn], ref_node, br_names[conn], "pandapower branch model")
     pub = bus_in & live[node_island[bus_lookup[net.bus.index.to_numpy()]]]
     bus_ids = net.bus.index.to_numpy()[pub].astype(np.int64)
     pwl_gen, pwl_slope, pwl_icpt = expand_pwl(np.asarray(pwl_pos, np.int64), pwl_seg)
@@ -418,6 +432,8 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         gen_ramp_up=np.concatenate(g_ru) if g_ru else np.zeros(0),
         gen_ramp_down=np.concatenate(g_rd) if g_rd else np.zeros(0),
         pwl_gen=pwl_gen, pwl_slope=pwl_slope, pwl_intercept=pwl_icpt,
+        gen_co2=np.concatenate(g_co2) if g_co2 else np.zeros(0),
+        gen_fuel=np.concatenate(g_fuel) if g_fuel else np.zeros(0, object),
         load_names=load_names, load_node=load_node, load_p=load_p,
         meta={"source": "pandapower", "dc_model": dc_model},
         **st_kw,

@@ -107,6 +107,43 @@ def islands(n_node: int, f: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.asarray(lab, dtype=np.int64)
 
 
+def check_susceptance(n_node: int, f: np.ndarray, t: np.ndarray, b: np.ndarray, ref_node: np.ndarray,
+                      names: np.ndarray, where: str) -> None:
+    """Raise if the reduced susceptance matrix is singular, naming the negative-reactance branches.
+
+    The island detection only sees which branches have ``b != 0``; with negative
+    susceptances (series compensation, negative-x star branches) the nodal
+    susceptances can still cancel, e.g. two parallel branches with ``x`` and
+    ``-x``: the network then looks connected but fixes no angle, and neither the
+    dispatch nor the prices are determined.  Only checked when some ``b < 0``
+    (otherwise every island's reduced Laplacian is non-singular); one sparse LU.
+    """
+    b = np.asarray(b, dtype=float)
+    neg = b < 0
+    if not neg.any():
+        return
+    import scipy.sparse.linalg as spla
+
+    a = sp.csr_matrix((np.r_[b, -b], (np.r_[f, t], np.r_[np.arange(b.size), np.arange(b.size)])),
+                      shape=(n_node, b.size))
+    inc = sp.csr_matrix((np.r_[np.ones(b.size), -np.ones(b.size)],
+                         (np.r_[np.arange(b.size), np.arange(b.size)], np.r_[f, t])), shape=(b.size, n_node))
+    keep = np.ones(n_node, bool)
+    keep[ref_node] = False
+    bb = sp.csc_matrix((a @ inc)[keep][:, keep])
+    singular = False
+    if bb.shape[0]:
+        try:
+            u = np.abs(spla.splu(bb).U.diagonal())
+            singular = bool(u.min() <= 1e-12 * max(u.max(), 1.0))
+        except RuntimeError:  # "Factor is exactly singular"
+            singular = True
+    if singular:
+        raise InputError(f"{where}: the branch susceptances cancel (singular susceptance matrix); "
+                         f"negative reactance on {_list(names, neg)}. Check the sign of these "
+                         "reactances or take the branches out of service.")
+
+
 def choose_references(node_island: np.ndarray, ref_candidates: np.ndarray,
                       gen_node: np.ndarray, load_node: np.ndarray, load_p: np.ndarray,
                       load_names: np.ndarray, fixed_demand: np.ndarray,

@@ -1,0 +1,134 @@
+"""Carbon in the dispatch: emission factors, carbon price adders and the CO2 cap family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from ..errors import InputError
+from ..network.arrays import NetworkArrays
+
+
+def resolve_factors(net: NetworkArrays, emission_factors: Any, required: bool) -> np.ndarray | None:
+    """Emission factor per injector (tCO2/MWh).
+
+    ``emission_factors``: ``"network"`` (the ``co2_t_per_mwh`` column, else the ``fuel``
+    column through ``data/emission_factors.csv``), ``"synthetic"`` (a documented,
+    deterministic assignment by cost rank, see :func:`nodalopt.carbon.synthetic_factors`),
+    or an array / mapping ``{gen name: factor}``.  Returns None when factors are
+    unknown and not ``required``.
+    """
+    G = net.n_gen
+    if isinstance(emission_factors, str):
+        if emission_factors == "synthetic":
+            from .. import carbon  # factor tables live with the carbon kernels
+
+            return np.asarray(carbon.synthetic_factors(net.gen_c1, net.gen_kind), dtype=float)
+        if emission_factors != "network":
+            raise InputError(f"emission_factors={emission_factors!r}: use 'network', 'synthetic', an array "
+                             "or a mapping {generator name: tCO2/MWh}.")
+        ef = net.co2_factors.copy()
+        fuel = np.asarray(net.gen_fuel, dtype=object) if net.gen_fuel.size == G else np.full(G, "", object)
+        use_fuel = np.isnan(ef) & (fuel != "")
+        if use_fuel.any():
+            from .. import carbon
+
+            ef[use_fuel] = carbon.factors_from_fuel(fuel[use_fuel].astype(str), "fuel column")
+    elif isinstance(emission_factors, dict):
+        ef = np.full(G, np.nan)
+        index = net.names_index["gen"]
+        unknown = [k for k in emission_factors if str(k) not in index]
+        if unknown:
+            raise InputError(f"emission_factors names unknown generators {unknown[:5]}; names look like "
+                             f"{list(index)[:3]}.")
+        for k, val in emission_factors.items():
+            ef[index[str(k)]] = float(val)
+    else:
+        ef = np.asarray(emission_factors, dtype=float).ravel()
+        if ef.size != G:
+            raise InputError(f"emission_factors has {ef.size} values for {G} generators.")
+    missing = np.isnan(ef)
+    if missing.any():
+        if not required:
+            return None
+        names = np.asarray(net.gen_names)[missing][:8].tolist()
+        raise InputError(f"no emission factor for {names} (+{int(missing.sum()) - len(names)} more): add a "
+                         "'co2_t_per_mwh' or 'fuel' column to the generator tables, pass "
+                         "emission_factors={name: tCO2/MWh}, or emission_factors='synthetic'.")
+    if (ef < 0).any() or not np.isfinite(ef).all():
+        raise InputError("emission factors must be finite and non-negative.")
+    return ef
+
+
+def carbon_price_series(carbon_price: Any, T: int) -> np.ndarray | None:
+    """Carbon price per period in $/tCO2 (scalar or one value per period)."""
+    if carbon_price is None:
+        return None
+    arr = np.asarray(carbon_price, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(T, float(arr))
+    if arr.shape != (T,) or not np.isfinite(arr).all() or (arr < 0).any():
+        raise InputError(f"carbon_price must be a non-negative number or {T} values ($/tCO2); got {carbon_price!r}.")
+    return arr
+
+
+def co2_cap(p: cp.Variable, ef: np.ndarray, dt: float, T: int, cap: float) -> cp.Constraint:
+    """dt * sum_t sum_g ef_g p_gt <= cap (tCO2 over the horizon); its dual is $/tCO2."""
+    return dt * cp.sum(ef @ p) <= cap
+
+
+def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price: float | None) -> Any:
+    """Add emission tensors and the carbon price component to a result Dataset.
+
+    ``price`` is the effective carbon price per period ($/tCO2: the given carbon
+    price plus the CO2-cap dual).  ``lmp_carbon = price * lme``; the energy and
+    congestion components are re-expressed net of carbon so that
+    ``lmp = lmp_energy + lmp_congestion + lmp_carbon`` still holds.
+    """
+    import xarray as xr
+
+    from .. import carbon
+
+    net = state.net
+    bn = net.bus_node
+    emissions = ef[:, None] * state.p  # tCO2/h
+    ds["emissions"] = xr.DataArray(emissions.T, dims=("time", "gen"),
+                                   attrs={"units": "tCO2/h", "long_name": "direct emissions of each unit"})
+    dis = state.pd if state.pd is not None else None
+    intensity, flow_c = carbon.carbon_emission_flow(net, state.flow, state.p, ef, dis)
+    ds["carbon_intensity"] = xr.DataArray(intensity[bn].T, dims=("time", "bus"), attrs={
+        "units": "tCO2/MWh", "long_name": "average carbon intensity of the power consumed at the bus "
+        "(carbon emission flow, proportional sharing)"})
+    ds["flow_carbon"] = xr.DataArray(flow_c.T, dims=("time", "branch"), attrs={
+        "units": "tCO2/h", "long_name": "carbon emission flow carried by the branch"})
+    lme, unique = carbon.locational_marginal_emissions(state, ef)
+    ds["lme"] = xr.DataArray(lme[bn].T, dims=("time", "bus"), attrs={
+        "units": "tCO2/MWh", "long_name": "locational marginal emissions: change in system emissions per "
+        "extra MWh of demand at the bus"})
+    ds["lme_unique"] = xr.DataArray(unique[bn].T, dims=("time", "bus"), attrs={
+        "units": "1", "long_name": "False where the marginal emission rate is not unique (degenerate)"})
+    # carbon component and the remaining parts, netted so that the sum is unchanged
+    carbon_c = price[None, :] * lme  # (N, T)
+    ref_of_node = np.full(int(net.node_island.max()) + 1, 0, np.int64)
+    ref_of_node[net.node_island[net.ref_node]] = net.ref_node
+    ref_nodes = ref_of_node[net.node_island]
+    energy = ds.lmp_energy.values - carbon_c[ref_nodes[bn]].T
+    congestion = ds.lmp_congestion.values - (carbon_c[bn] - carbon_c[ref_nodes[bn]]).T
+    ds["lmp_energy"] = ds.lmp_energy.copy(data=energy)
+    ds["lmp_congestion"] = ds.lmp_congestion.copy(data=congestion)
+    ds["lmp_carbon"] = xr.DataArray(carbon_c[bn].T, dims=("time", "bus"), attrs={
+        "units": "$/MWh", "long_name": "carbon component: carbon price x locational marginal emissions"})
+    resid = float(np.nanmax(np.abs(ds.lmp.values - energy - congestion - carbon_c[bn].T), initial=0.0))
+    if resid > 1e-6 * max(1.0, float(np.nanmax(np.abs(ds.lmp.values), initial=1.0))):
+        from ..errors import SolverError
+
+        raise SolverError(f"LMP components with carbon do not add up (max residual {resid:.3g} $/MWh).",
+                          status="inaccurate_duals")
+    ds["carbon_price"] = xr.DataArray(price, dims=("time",), attrs={
+        "units": "$/tCO2", "long_name": "effective carbon price (given price + CO2-cap dual)"})
+    ds.attrs["total_emissions_t"] = float(emissions.sum() * state.dt)
+    if cap_price is not None:
+        ds.attrs["co2_cap_price"] = cap_price
+    return ds
