@@ -36,8 +36,8 @@ def summarize(ds: Any) -> str:
         f"(solver {a.get('solver_time_s', 0):.3f} s)",
     ]
     if "emissions" in ds:
-        lines.append(f"emissions    {a.get('total_emissions_t', 0):.6g} tCO2 over the horizon"
-                     + (f"   carbon price from the cap {a['co2_cap_price']:.4g} $/tCO2" if "co2_cap_price" in a else ""))
+        cap = f"   carbon price from the cap {a['co2_cap_price']:.4g} $/tCO2" if "co2_cap_price" in a else ""
+        lines.append(f"emissions    {a.get('total_emissions_t', 0):.6g} tCO2 over the horizon{cap}")
         lines.append(f"LME          min {float(ds.lme.min()):.4f}  max {float(ds.lme.max()):.4f} tCO2/MWh   "
                      f"carbon intensity min {float(ds.carbon_intensity.min()):.4f}  "
                      f"max {float(ds.carbon_intensity.max()):.4f} tCO2/MWh")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from conftest import pglib_baseline
 
 import nodalopt
-from conftest import pglib_baseline
 from nodalopt.network import pglib_dir
 
 _dir = pglib_dir()
