@@ -79,11 +79,12 @@ def co2_cap(p: cp.Variable, ef: np.ndarray, dt: float, T: int, cap: float) -> cp
     return dt * cp.sum(ef @ p) <= cap
 
 
-def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price: float | None) -> Any:
+def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price: float | None,
+               c1: np.ndarray) -> Any:
     """Add emission tensors and the carbon price component to a result Dataset.
 
     ``price`` is the effective carbon price per period ($/tCO2: the given carbon
-    price plus the CO2-cap dual).  ``lmp_carbon = price * lme``; the energy and
+    price plus the CO2-cap dual); ``c1`` the linear costs used in the solve (G, T).  ``lmp_carbon = price * lme``; the energy and
     congestion components are re-expressed net of carbon so that
     ``lmp = lmp_energy + lmp_congestion + lmp_carbon`` still holds.
     """
@@ -103,7 +104,10 @@ def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price
         "(carbon emission flow, proportional sharing)"})
     ds["flow_carbon"] = xr.DataArray(flow_c.T, dims=("time", "branch"), attrs={
         "units": "tCO2/h", "long_name": "carbon emission flow carried by the branch"})
-    lme, unique = carbon.locational_marginal_emissions(state, ef)
+    # with a binding CO2 cap, emissions are pinned at the cap (true derivative 0); the LME reported
+    # is that of the equivalent carbon-price dispatch (same dispatch, cap dual as carbon price)
+    c1_eq = c1 + ef[:, None] * (cap_price or 0.0)
+    lme, unique = carbon.locational_marginal_emissions(state, ef, c1=c1_eq)
     ds["lme"] = xr.DataArray(lme[bn].T, dims=("time", "bus"), attrs={
         "units": "tCO2/MWh", "long_name": "locational marginal emissions: change in system emissions per "
         "extra MWh of demand at the bus"})

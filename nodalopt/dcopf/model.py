@@ -293,7 +293,8 @@ class DCOPF:
             if b.cap is not None:
                 cap_price = float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0])
             price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
-            ds = CT.add_carbon(ds, state, self.ef, price, cap_price if b.cap is not None else None)
+            ds = CT.add_carbon(ds, state, self.ef, price, cap_price if b.cap is not None else None,
+                               c1=np.asarray(b.par.c1.value, dtype=float))
         return ds
 
 
