@@ -173,11 +173,7 @@ def solve_case_task(case: dict[str, Any], output: str, solve_kwargs: dict[str, A
             os.replace(tmp, output)
         lmp = np.asarray(ds["lmp"].values, dtype=float)
         finite = lmp[np.isfinite(lmp)]
-        emis = math.nan
-        if "emissions" in ds:
-            emis = float(ds["emissions"].sum())
-        elif "total_emissions_t" in ds.attrs:
-            emis = float(ds.attrs["total_emissions_t"])
+        emis = float(ds.attrs["total_emissions_t"]) if "total_emissions_t" in ds.attrs else math.nan
         row.update(status=str(ds.attrs.get("status", "optimal")), objective=float(ds.attrs["objective"]),
                    lmp_min=float(finite.min()) if finite.size else math.nan,
                    lmp_mean=float(finite.mean()) if finite.size else math.nan,

@@ -314,7 +314,7 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
                  r_rows=np.arange(k), r_cols=shed_nodes[ee] * T + tt, r_vals=np.ones(k))
     # CO2 cap (ineq): dt * sum ef p <= cap, when binding (True) or within tolerance of the given cap
     if co2_cap is not None and co2_cap is not False:
-        strict_cap = True
+        strict_cap: bool | None = True
         if not isinstance(co2_cap, bool):
             cap_t = float(co2_cap)
             slack_cap = cap_t - dt * float(ef @ state.p.sum(axis=1))

@@ -84,8 +84,8 @@ def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price
     """Add emission tensors and the carbon price component to a result Dataset.
 
     ``price`` is the effective carbon price per period ($/tCO2: the given carbon
-    price plus the CO2-cap dual); ``c1`` the linear costs used in the solve (G, T).  ``lmp_carbon = price * lme``; the energy and
-    congestion components are re-expressed net of carbon so that
+    price plus the CO2-cap dual); ``c1`` the linear costs used in the solve (G, T).
+    ``lmp_carbon = price * lme``; the energy and congestion components are re-expressed net of carbon so that
     ``lmp = lmp_energy + lmp_congestion + lmp_carbon`` still holds.
     """
     import xarray as xr

@@ -111,7 +111,8 @@ class Table:
         return Table(self.path, self.header, [self.rows[i] for i in idx], self.lines[idx])
 
 
-def _read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    limit = MAX_FILE_BYTES if limit is None else limit
     if path.is_symlink():
         raise InputError(f"{path}: is a symbolic link; refusing to follow it (copy the file instead).")
     size = path.stat().st_size
@@ -414,9 +415,9 @@ def _read_series(path: Path, ids: np.ndarray, keys: list[str], labels: pd.Index,
                                               "exactly one row per snapshot, in order.")
     for i, k in enumerate(first):
         if str(k) != keys[i] and (lab is None or str(k) != lab[i]) and not _same_time(str(k), labels, i):
-            raise _fail(path, int(t.lines[i]), t.col_label(0), f"snapshot {str(k)[:40]!r} where "
-                                                               f"{key_label} has {keys[i]!r} (row {i + 1}); rows must follow "
-                                                               "snapshots.csv.")
+            raise _fail(path, int(t.lines[i]), t.col_label(0),
+                        f"snapshot {str(k)[:40]!r} where {key_label} has {keys[i]!r} (row {i + 1}); "
+                        "rows must follow snapshots.csv.")
     data = {h: _numbers(t, h, None) for h in t.header[1:]}
     for h, v in data.items():
         _first_bad(t, ~np.isfinite(v), h, "inf is not allowed in a time series.")
@@ -511,9 +512,10 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
     br_shift: list[np.ndarray] = []
     br_rate: list[np.ndarray] = []
     for comp in ("lines", "transformers"):
-        t = table(comp)
-        if t is None or not len(t):
+        maybe = table(comp)
+        if maybe is None or not len(maybe):
             continue
+        t = maybe
         t.require("bus0", "bus1", "x", "s_nom")
         names = _ids(t)
         f = _bus_refs(t, "bus0", bus_pos, buses_file)
@@ -647,7 +649,8 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
             # PyPSA: per unit of p_nom per snapshot, whatever the weighting -> MW/h
             gen_ramp_up=np.where(np.isnan(ru), np.inf, ru * p_nom / dt),
             gen_ramp_down=np.where(np.isnan(rd), np.inf, rd * p_nom / dt))
-        gen_co2 = np.array([co2_of.get(str(c), 0.0) for c in g_carrier]) / eff
+        # tCO2 per MWh electric = carrier tCO2/MWh primary / efficiency; NaN = carrier not in carriers.csv
+        gen_co2 = np.array([co2_of.get(str(c), np.nan) for c in g_carrier]) / eff
         slack = _strings(gt, "control", "") == "Slack"
     else:
         for comp, _attr, p in relevant:
@@ -669,7 +672,7 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         l_node = _bus_refs(lt, "bus", bus_pos, buses_file)
         sign = _numbers(lt, "sign", -1.0)
         load_p = -sign * _numbers(lt, "p_set", 0.0)
-        for comp, attr, p in relevant:
+        for comp, _attr, p in relevant:
             if comp == "loads":
                 s = _read_series(p, l_ids, keys, snapshots, "snapshots.csv")
                 pos = {str(x): i for i, x in enumerate(l_ids)}
@@ -754,6 +757,7 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         br_shift=cat(br_shift), br_rate=cat(br_rate),
         br_angmin=np.full(f_all.size, -np.inf), br_angmax=np.full(f_all.size, np.inf),
         load_names=l_names, load_node=l_node, load_p=load_p,
+        gen_co2=np.asarray(gen_co2, dtype=float), gen_fuel=np.asarray(g_carrier, dtype=object),
         meta={"source": str(folder), "format": "csv_folder", "dc_model": dc_model,
               "bus_names": np.asarray(bus_names[pub], dtype=object),
               "gen_carrier": np.asarray(g_carrier, dtype=object),
@@ -823,7 +827,7 @@ def solve_csv_folder(path: str | os.PathLike[str], *, base_mva: float = BASE_MVA
 _PREFIX = {"gen": "generators", "storage": "storage_units", "line": "lines", "transformer": "transformers"}
 
 
-def _split(names: Sequence[str], default: str) -> dict[str, list[tuple[int, str]]]:
+def _split(names: Sequence[str] | np.ndarray, default: str) -> dict[str, list[tuple[int, str]]]:
     """Group element names by CSV component: ``"line:l1"`` -> ("lines", "l1")."""
     out: dict[str, list[tuple[int, str]]] = {}
     for i, n in enumerate(names):
@@ -841,7 +845,9 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
 
     Files (rows = snapshots, first column ``snapshot``): ``buses-marginal_price.csv``
     (LMP, $/MWh), ``buses-marginal_price_energy.csv``, ``buses-marginal_price_congestion.csv``,
-    ``buses-load_shed.csv`` (MW), ``generators-p.csv`` (MW), ``lines-p0.csv`` /
+    ``buses-load_shed.csv`` (MW), ``generators-p.csv`` (MW), and when the Dataset carries
+    carbon results ``buses-marginal_price_carbon.csv``, ``buses-lme.csv`` (tCO2/MWh),
+    ``buses-carbon_intensity.csv`` (tCO2/MWh), ``generators-emissions.csv`` (tCO2/h); ``lines-p0.csv`` /
     ``transformers-p0.csv`` (MW from bus0 to bus1), ``lines-mu.csv`` / ``transformers-mu.csv``
     (signed shadow price, $/MWh per MW), ``storage_units-p.csv`` (MW, discharge > 0),
     ``storage_units-state_of_charge.csv`` (MWh) and ``result_info.csv`` (key, value of the
@@ -858,17 +864,19 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
                 else np.asarray(ds["bus"].values).astype(str))
     written: list[Path] = []
 
-    def put(name: str, values: np.ndarray, cols: Sequence[str]) -> None:
+    def put(name: str, values: np.ndarray, cols: Sequence[str] | np.ndarray) -> None:
         p = out / name
         pd.DataFrame(np.asarray(values, dtype=float), index=index, columns=list(cols)).to_csv(p)
         written.append(p)
 
     for var, fname in (("lmp", "buses-marginal_price.csv"), ("lmp_energy", "buses-marginal_price_energy.csv"),
                        ("lmp_congestion", "buses-marginal_price_congestion.csv"),
+                       ("lmp_carbon", "buses-marginal_price_carbon.csv"), ("lme", "buses-lme.csv"),
+                       ("carbon_intensity", "buses-carbon_intensity.csv"),
                        ("load_shed", "buses-load_shed.csv")):
         if var in ds:
             put(fname, ds[var].transpose("time", "bus").values, bus_cols)
-    for dim, vars_ in (("gen", (("p_gen", "p"),)), ("branch", (("flow", "p0"), ("branch_mu", "mu"))),
+    for dim, vars_ in (("gen", (("p_gen", "p"), ("emissions", "emissions"))), ("branch", (("flow", "p0"), ("branch_mu", "mu"))),
                        ("storage", (("p_storage", "p"), ("soc_mwh", "state_of_charge")))):
         if dim not in ds.dims:
             continue
