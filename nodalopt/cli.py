@@ -47,9 +47,23 @@ def summarize(ds: Any) -> str:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import load_case, to_netcdf
     from .dcopf import DCOPF
 
+    kw = dict(hours=args.hours, period_hours=args.period_hours, voll=args.voll, solver=args.solver,
+              dc_model=args.dc_model, carbon_price=args.carbon_price, co2_cap=args.co2_cap,
+              emission_factors=args.emission_factors)
+    if Path(args.case).is_dir():  # CSV network folder: its own snapshots and time series
+        from .io.csv_folder import solve_csv_folder
+
+        ds = solve_csv_folder(args.case, **kw)
+        print(summarize(ds))
+        if args.output:
+            to_netcdf(ds, args.output)
+            print(f"written      {args.output}")
+        return EXIT_OK
     net = load_case(args.case)
     model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
                   solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
@@ -76,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nodalopt", description="Nodal electricity prices from power networks.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("solve", help="solve one case and print a summary")
-    s.add_argument("case", help="built-in case (case118), PGLib name, .m file or pandapower .json")
+    s.add_argument("case", help="built-in case (case118), PGLib name, .m file, pandapower .json or a CSV folder")
     s.add_argument("--hours", type=int, default=None, help="number of periods (demo profiles if > 1)")
     s.add_argument("--period-hours", type=float, default=1.0, help="length of a period in hours")
     s.add_argument("--voll", type=float, default=None, help="value of lost load, $/MWh (allows shedding)")

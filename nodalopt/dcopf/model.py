@@ -5,9 +5,11 @@ and how a solution becomes a labeled result.  The equations live in
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cvxpy as cp
@@ -326,6 +328,10 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     ------
     InfeasibleError, UnboundedError, SolverError, InputError
     """
+    if isinstance(network, str | os.PathLike) and Path(network).is_dir():  # a PyPSA-layout CSV folder
+        from ..io.csv_folder import solve_csv_folder
+
+        return solve_csv_folder(network, hours=hours, profiles=profiles, **kwargs)
     if hours is None and profiles:
         lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
         hours = max(lengths) if lengths else None

@@ -398,12 +398,15 @@ def _read_snapshots(path: Path) -> tuple[list[str], pd.Index, pd.DataFrame, Tabl
 
 
 def _read_series(path: Path, ids: np.ndarray, keys: list[str], labels: pd.Index,
-                 key_label: str) -> pd.DataFrame:
-    """A ``<component>-<attribute>.csv`` time series -> DataFrame (snapshot x element)."""
+                 key_label: str, skip: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+    """A ``<component>-<attribute>.csv`` time series -> DataFrame (snapshot x element).
+
+    Columns named in ``skip`` (inactive elements) are dropped unread.
+    """
     t = read_table(path)
     known = set(map(str, ids))
     for j, h in enumerate(t.header[1:], start=1):
-        if h not in known:
+        if h not in known and h not in skip:
             raise _fail(path, 1, t.col_label(j), f"unknown element {h!r}: not defined (or not active) "
                                                  "in the component file.")
     lab = [str(x) for x in labels.astype(str)] if not isinstance(labels, pd.DatetimeIndex) else None
@@ -418,10 +421,11 @@ def _read_series(path: Path, ids: np.ndarray, keys: list[str], labels: pd.Index,
             raise _fail(path, int(t.lines[i]), t.col_label(0),
                         f"snapshot {str(k)[:40]!r} where {key_label} has {keys[i]!r} (row {i + 1}); "
                         "rows must follow snapshots.csv.")
-    data = {h: _numbers(t, h, None) for h in t.header[1:]}
+    cols = [h for h in t.header[1:] if h not in skip]
+    data = {h: _numbers(t, h, None) for h in cols}
     for h, v in data.items():
         _first_bad(t, ~np.isfinite(v), h, "inf is not allowed in a time series.")
-    return pd.DataFrame(data, index=labels, columns=t.header[1:])
+    return pd.DataFrame(data, index=labels, columns=cols)
 
 
 def _same_time(k: str, labels: pd.Index, i: int) -> bool:
@@ -482,9 +486,17 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         if len(nt) and nt.has("name") and nt.raw("name")[0].strip() and nt.raw("name")[0] != "Unnamed Network":
             net_name = str(nt.raw("name")[0])[:200]
 
+    inactive: dict[str, set[str]] = {}
+
     def table(comp: str) -> Table | None:
         p = files.get(f"{comp}.csv")
-        return _active(read_table(p)) if p is not None else None
+        if p is None:
+            return None
+        full = read_table(p)
+        act = _active(full)
+        if len(act) < len(full):
+            inactive[comp] = set(map(str, _ids(full))) - set(map(str, _ids(act)))
+        return act
 
     # ----------------------------------------------------------------- buses
     bt = read_table(files["buses.csv"])
@@ -624,7 +636,8 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         has_series: dict[str, pd.DataFrame] = {}
         for comp, attr, p in relevant:
             if comp == "generators":
-                has_series[attr] = _read_series(p, g_ids, keys, snapshots, "snapshots.csv")
+                has_series[attr] = _read_series(p, g_ids, keys, snapshots, "snapshots.csv",
+                                                inactive.get("generators", set()))
         if "p_max_pu" in has_series:
             s = has_series["p_max_pu"]
             pos = {str(g): i for i, g in enumerate(g_ids)}
@@ -655,7 +668,8 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
     else:
         for comp, _attr, p in relevant:
             if comp == "generators":
-                _read_series(p, np.zeros(0, object), keys, snapshots, "snapshots.csv")
+                _read_series(p, np.zeros(0, object), keys, snapshots, "snapshots.csv",
+                             inactive.get("generators", set()))
         gen_kw = dict(gen_names=np.zeros(0, object), gen_node=np.zeros(0, np.int64),
                       gen_kind=np.zeros(0, np.int8), gen_pmin=np.zeros(0), gen_pmax=np.zeros(0),
                       gen_c0=np.zeros(0), gen_c1=np.zeros(0), gen_c2=np.zeros(0),
@@ -674,14 +688,15 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         load_p = -sign * _numbers(lt, "p_set", 0.0)
         for comp, _attr, p in relevant:
             if comp == "loads":
-                s = _read_series(p, l_ids, keys, snapshots, "snapshots.csv")
+                s = _read_series(p, l_ids, keys, snapshots, "snapshots.csv", inactive.get("loads", set()))
                 pos = {str(x): i for i, x in enumerate(l_ids)}
                 profiles[("load", "p_mw")] = s * (-sign[[pos[c] for c in s.columns]])[None, :]
         l_names = np.array([f"load:{x}" for x in l_ids], dtype=object)
     else:
         for comp, _attr, p in relevant:
             if comp == "loads":
-                _read_series(p, np.zeros(0, object), keys, snapshots, "snapshots.csv")
+                _read_series(p, np.zeros(0, object), keys, snapshots, "snapshots.csv",
+                             inactive.get("loads", set()))
         l_names, l_node, load_p = np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0)
 
     # ---------------------------------------------------------------- storage
@@ -876,7 +891,8 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
                        ("load_shed", "buses-load_shed.csv")):
         if var in ds:
             put(fname, ds[var].transpose("time", "bus").values, bus_cols)
-    for dim, vars_ in (("gen", (("p_gen", "p"), ("emissions", "emissions"))), ("branch", (("flow", "p0"), ("branch_mu", "mu"))),
+    for dim, vars_ in (("gen", (("p_gen", "p"), ("emissions", "emissions"))),
+                       ("branch", (("flow", "p0"), ("branch_mu", "mu"))),
                        ("storage", (("p_storage", "p"), ("soc_mwh", "state_of_charge")))):
         if dim not in ds.dims:
             continue
