@@ -180,15 +180,23 @@ class DCOPF:
         series = prof.resolve(self.net, profiles, T, timeidx, demo=demo)
         b = self._built
         self._set_parameters(b, series, None)
-        status, solve_s = self._run(b)
+        try:
+            status, solve_s = self._run(b)
+        except SolverError as exc:
+            # a numerical failure is often an infeasible problem in disguise: look before blaming the solver
+            self._explain_infeasible(series, otherwise=exc)
+            raise
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             self._explain_infeasible(series)
         if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
             self._explain_unbounded()
         if status != cp.OPTIMAL:
-            raise SolverError(f"{self.solver} returned status '{status}' on {self.net.name}; no prices "
+            exc = SolverError(f"{self.solver} returned status '{status}' on {self.net.name}; no prices "
                               "are published from a non-optimal solve. Try solver_options (e.g. "
                               "max_iter) or another solver.", status=str(status))
+            if status != cp.USER_LIMIT:
+                self._explain_infeasible(series, otherwise=exc)
+            raise exc
         ds = self._result(b, series, timeidx)
         self._solves += 1
         ds.attrs.update(build_s=self.build_s if self._solves == 1 else 0.0, solve_s=solve_s,
@@ -208,13 +216,23 @@ class DCOPF:
         return str(b.problem.status), time.perf_counter() - t0
 
     # ------------------------------------------------------------ diagnostics
-    def _explain_infeasible(self, series: prof.Series) -> None:
+    def _explain_infeasible(self, series: prof.Series, otherwise: SolverError | None = None) -> None:
+        """Raise InfeasibleError naming where an elastic re-solve needs shedding or spilling.
+
+        With ``otherwise`` (the solver failed rather than proving infeasibility), return quietly
+        when the elastic re-solve finds the problem feasible, so the caller raises ``otherwise``.
+        """
         el = self._build(shed=True, elastic=True)
         self._set_parameters(el, series, None)
         if el.vars.spill is not None:  # spill only where a unit's minimum output must go
             cap = self.net.node_matrix(self.net.gen_node) @ np.maximum(np.nan_to_num(series.gen_pmin), 0.0)
             el.problem = cp.Problem(el.problem.objective, [*el.problem.constraints, el.vars.spill <= cap])
-        status, _ = self._run(el)
+        try:
+            status, _ = self._run(el)
+        except SolverError:
+            if otherwise is not None:
+                return
+            raise
         short: list[tuple[object, object, float]] = []
         if status == cp.OPTIMAL and el.vars.shed is not None and el.vars.spill is not None:
             net_mw = _val(el.vars.shed) - _val(el.vars.spill)
@@ -224,12 +242,15 @@ class DCOPF:
             order = np.argsort(-np.abs(net_mw[nodes, ts]))
             short = [(int(bus_of_node[n]) if bus_of_node[n] >= 0 else f"node:{n}", int(t),
                       float(net_mw[n, t])) for n, t in zip(nodes[order], ts[order], strict=True)]
+        if not short and otherwise is not None:
+            return
+        note = f" ({self.solver} itself reported '{otherwise.status}')" if otherwise is not None else ""
         if short:
             total = sum(abs(s[2]) for s in short)
             lines = "; ".join(f"bus {bus} hour {t}: {mw:+.3f} MW" for bus, t, mw in short[:8])
             more = f" (+{len(short) - 8} more)" if len(short) > 8 else ""
             raise InfeasibleError(
-                f"{self.net.name} is infeasible: an elastic re-solve needs {total:.3f} MW of load "
+                f"{self.net.name} is infeasible{note}: an elastic re-solve needs {total:.3f} MW of load "
                 f"shedding (+) or spilled generation (-): {lines}{more}. Raise generation or branch "
                 "limits there, or pass voll=... to allow load shedding.", shortfall=short)
         raise InfeasibleError(f"{self.net.name} is infeasible and no shedding/spilling pattern "
