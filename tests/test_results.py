@@ -135,3 +135,15 @@ def test_demo_csv_in_data_matches_package_copy():
         pytest.skip("not running from a checkout")
     packaged = pd.read_csv(shipped, comment="#").set_index("hour")
     pd.testing.assert_frame_equal(packaged, demo_profiles())
+
+
+def test_uncoupled_periods_solved_separately_match_the_joint_solve():
+    net = nodalopt.load_case("case118_200mva")
+    sep = nodalopt.solve(net, hours=6)
+    assert sep.attrs["periods_solved_separately"] == 1
+    net.gen["ramp_up_mw_per_h"] = 1e6  # a ramp limit that never binds couples the periods formally
+    joint = nodalopt.solve(net, hours=6)
+    assert joint.attrs["periods_solved_separately"] == 0
+    assert sep.attrs["objective"] == pytest.approx(joint.attrs["objective"], rel=1e-8)
+    u = sep.lmp_unique.values & joint.lmp_unique.values
+    np.testing.assert_allclose(sep.lmp.values[u], joint.lmp.values[u], atol=1e-5)

@@ -61,6 +61,31 @@ class _Built:
     ang_rows: np.ndarray
     ang_cons: list[cp.Constraint]
     cap: cp.Constraint | None = None
+    T: int = 1
+
+
+@dataclass
+class _Raw:
+    """Primal and dual values of one solve (or of per-period solves stacked along time)."""
+
+    lam: np.ndarray  # (N, T) $/MWh
+    mu: np.ndarray  # (n_branch, T)
+    nu: np.ndarray  # (n_branch, T)
+    theta: np.ndarray  # (N, T)
+    p: np.ndarray  # (G, T)
+    shed: np.ndarray  # (N, T)
+    pc: np.ndarray | None
+    pd: np.ndarray | None
+    e: np.ndarray | None
+    objective: float
+    cap_dual: float | None
+
+
+def _stack(parts: list[_Raw]) -> _Raw:
+    """Per-period results side by side along time (only for uncoupled periods: no storage, no cap)."""
+    cat = lambda f: np.concatenate([getattr(r, f) for r in parts], axis=1)  # noqa: E731
+    return _Raw(lam=cat("lam"), mu=cat("mu"), nu=cat("nu"), theta=cat("theta"), p=cat("p"), shed=cat("shed"),
+                pc=None, pd=None, e=None, objective=float(sum(r.objective for r in parts)), cap_dual=None)
 
 
 class DCOPF:
@@ -123,13 +148,21 @@ class DCOPF:
         self.co2_cap = co2_cap
         self.ef = CT.resolve_factors(self.net, emission_factors,
                                      required=carbon_price is not None or co2_cap is not None)
-        self._built = self._build(shed=voll is not None, elastic=False)
+        # Periods are solved one at a time (one compiled 1-period problem, re-solved with new
+        # parameters) when nothing couples them: no storage, no ramp limits, no CO2 cap.  The
+        # per-period problems need far fewer interior-point iterations than the joint one.
+        self.coupled = self.T > 1 and (self.net.n_storage > 0 or co2_cap is not None
+                                       or bool(np.isfinite(self.net.gen_ramp_up).any())
+                                       or bool(np.isfinite(self.net.gen_ramp_down).any()))
+        self.T_model = self.T if (self.coupled or self.T == 1) else 1
+        self._built = self._build(shed=voll is not None, elastic=False, T=self.T_model)
         self.build_s = time.perf_counter() - t0
         self._solves = 0
+        self.solver_time = 0.0
 
     # ---------------------------------------------------------------- recipe
-    def _build(self, shed: bool, elastic: bool) -> _Built:
-        net, T, dt = self.net, self.T, self.dt
+    def _build(self, shed: bool, elastic: bool, T: int) -> _Built:
+        net, dt = self.net, self.dt
         par = F.define_parameters(net, T)
         v = F.define_variables(net, T, shed=shed, elastic=elastic)
         demand = F.node_demand(net, par, T)
@@ -152,23 +185,27 @@ class DCOPF:
         balance, cap = sc[id(balance)], (sc[id(cap)] if cap is not None else None)
         flow_cons, ang_cons = [sc[id(c)] for c in flow_cons], [sc[id(c)] for c in ang_cons]
         prob = F.ScaledProblem(obj, cons, k)
-        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons, cap)
+        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons, cap, T)
 
-    def _set_parameters(self, b: _Built, series: prof.Series, carbon_adder: np.ndarray | None) -> None:
-        if self.net.n_load:
-            b.par.load.value = series.load_p
-        else:
-            b.par.load.value = np.zeros((1, self.T))
-        if b.par.pmin is not None:
-            b.par.pmin.value = series.gen_pmin[b.par.lo_idx]
-        if b.par.pmax is not None:
-            b.par.pmax.value = series.gen_pmax[b.par.hi_idx]
+    def _c1(self) -> np.ndarray:
+        """Linear cost per injector and period ($/MWh), carbon price adders included."""
         c1 = np.repeat(self.net.gen_c1[:, None], self.T, axis=1)
         if self.carbon_price is not None and self.ef is not None:
             c1 = c1 + self.ef[:, None] * self.carbon_price[None, :]
-        if carbon_adder is not None:
-            c1 = c1 + carbon_adder
-        b.par.c1.value = c1
+        return c1
+
+    def _set_parameters(self, b: _Built, series: prof.Series, t0: int = 0) -> None:
+        """Load periods ``t0 .. t0 + b.T`` of ``series`` into the problem's parameters."""
+        sl = slice(t0, t0 + b.T)
+        if self.net.n_load:
+            b.par.load.value = series.load_p[:, sl]
+        else:
+            b.par.load.value = np.zeros((1, b.T))
+        if b.par.pmin is not None:
+            b.par.pmin.value = series.gen_pmin[b.par.lo_idx, sl]
+        if b.par.pmax is not None:
+            b.par.pmax.value = series.gen_pmax[b.par.hi_idx, sl]
+        b.par.c1.value = self._c1()[:, sl]
 
     # ----------------------------------------------------------------- solve
     def solve(self, profiles: Mapping[tuple[str, str], Any] | None = None) -> xr.Dataset:
@@ -178,36 +215,93 @@ class DCOPF:
         timeidx = prof.make_time(T, self.dt, self.start, profiles)
         demo = self.demo_profiles if self.demo_profiles is not None else (T > 1 and not profiles)
         series = prof.resolve(self.net, profiles, T, timeidx, demo=demo)
-        b = self._built
-        self._set_parameters(b, series, None)
         try:
-            status, solve_s = self._run(b)
-        except SolverError as exc:
-            # a numerical failure is often an infeasible problem in disguise: look before blaming the solver
-            self._explain_infeasible(series, otherwise=exc)
+            raw, solve_s = self._solve_all(series)
+        except InfeasibleError:
             raise
-        if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-            self._explain_infeasible(series)
-        if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
-            self._explain_unbounded()
-        if status != cp.OPTIMAL:
-            exc = SolverError(f"{self.solver} returned status '{status}' on {self.net.name}; no prices "
-                              "are published from a non-optimal solve. Try solver_options (e.g. "
-                              "max_iter) or another solver.", status=str(status))
-            if status != cp.USER_LIMIT:
-                self._explain_infeasible(series, otherwise=exc)
-            raise exc
-        ds = self._result(b, series, timeidx)
+        except SolverError:
+            if self._built.T == T:
+                raise
+            # a single period defeated the solver: fall back to the joint horizon (same optimum,
+            # better conditioned here) and keep it for later re-solves
+            self.T_model = T
+            self._built = self._build(shed=self.voll is not None, elastic=False, T=T)
+            raw, solve_s = self._solve_all(series)
+        ds = self._result(raw, series, timeidx)
         self._solves += 1
         ds.attrs.update(build_s=self.build_s if self._solves == 1 else 0.0, solve_s=solve_s,
                         total_s=(self.build_s if self._solves == 1 else 0.0) + time.perf_counter() - t0,
                         resolve=int(self._solves > 1))
         return ds
 
-    def _run(self, b: _Built) -> tuple[str, float]:
+    def _solve_all(self, series: prof.Series) -> tuple[_Raw, float]:
+        """Solve the horizon: one pass, or one pass per period when periods are uncoupled."""
+        b = self._built
+        parts: list[_Raw] = []
+        solve_s = solver_time = 0.0
+        for t0 in range(0, self.T, b.T):
+            self._set_parameters(b, series, t0)
+            solve_s += self._solve_checked(b, series, diagnose=b.T == self.T)
+            solver_time += self.solver_time
+            parts.append(self._collect(b))
+        self.solver_time = solver_time
+        return (parts[0] if len(parts) == 1 else _stack(parts)), solve_s
+
+    def _solve_checked(self, b: _Built, series: prof.Series, diagnose: bool = True) -> float:
+        """Solve ``b`` as parameterised; raise the right error for anything but an optimum.
+
+        ``diagnose=False`` (one period of an uncoupled horizon) skips the elastic look at solver
+        failures: the caller retries the joint horizon, which is diagnosed if it fails too.
+        """
+        try:
+            status, solve_s = self._run(b)
+        except SolverError as exc:
+            # a numerical failure is often an infeasible problem in disguise: look before blaming the solver
+            if diagnose:
+                self._explain_infeasible(series, otherwise=exc)
+            raise
+        if not diagnose and status not in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
+            raise SolverError(f"period solve ended '{status}'", status=str(status))
+        if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+            self._explain_infeasible(series)
+        if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+            self._explain_unbounded()
+        if status != cp.OPTIMAL:
+            err = SolverError(f"{self.solver} returned status '{status}' on {self.net.name}; no prices "
+                              "are published from a non-optimal solve. Try solver_options (e.g. "
+                              "max_iter) or another solver.", status=str(status))
+            if status != cp.USER_LIMIT:
+                self._explain_infeasible(series, otherwise=err)
+            raise err
+        return solve_s
+
+    def _collect(self, b: _Built) -> _Raw:
+        """Values and duals of the last solve of ``b`` (duals divided by the period length)."""
+        net, T, dt = self.net, b.T, self.dt
+        lam = np.asarray(b.balance.dual_value, dtype=float).reshape(net.n_node, T) / dt
+        mu = np.zeros((net.n_branch, T))
+        if b.flow_rows.size:
+            up, lo = (np.asarray(c.dual_value, dtype=float).reshape(-1, T) for c in b.flow_cons)
+            mu[b.flow_rows] = (up - lo) / dt
+        nu = np.zeros((net.n_branch, T))
+        if b.ang_rows.size:
+            up, lo = (np.asarray(c.dual_value, dtype=float).reshape(-1, T) for c in b.ang_cons)
+            nu[b.ang_rows] = (up - lo) / dt
+        v = b.vars
+        theta = np.zeros((net.n_node, T))
+        theta[net.nonref_nodes] = _val(v.theta)
+        shed = _val(v.shed) if v.shed is not None else np.zeros((net.n_node, T))
+        return _Raw(
+            lam=lam, mu=mu, nu=nu, theta=theta, p=_val(v.p) if net.n_gen else np.zeros((0, T)),
+            shed=np.where(np.abs(shed) < 1e-7, 0.0, shed),
+            pc=_val(v.pc) if v.pc is not None else None, pd=_val(v.pd) if v.pd is not None else None,
+            e=_val(v.e) if v.e is not None else None, objective=float(b.problem.value),
+            cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None)
+
+    def _run(self, b: _Built, ignore_dpp: bool = False) -> tuple[str, float]:
         t0 = time.perf_counter()
         try:
-            b.problem.solve(solver=self.solver, **self.solver_options)
+            b.problem.solve(solver=self.solver, ignore_dpp=ignore_dpp, **self.solver_options)
         except cp.error.SolverError as exc:
             raise SolverError(f"{self.solver} failed on {self.net.name}: {exc}", status="solver_error") from exc
         except cp.error.DCPError as exc:  # pragma: no cover - formulation bug guard
@@ -222,13 +316,13 @@ class DCOPF:
         With ``otherwise`` (the solver failed rather than proving infeasibility), return quietly
         when the elastic re-solve finds the problem feasible, so the caller raises ``otherwise``.
         """
-        el = self._build(shed=True, elastic=True)
-        self._set_parameters(el, series, None)
+        el = self._build(shed=True, elastic=True, T=self.T)
+        self._set_parameters(el, series)
         if el.vars.spill is not None:  # spill only where a unit's minimum output must go
             cap = self.net.node_matrix(self.net.gen_node) @ np.maximum(np.nan_to_num(series.gen_pmin), 0.0)
             el.problem = cp.Problem(el.problem.objective, [*el.problem.constraints, el.vars.spill <= cap])
         try:
-            status, _ = self._run(el)
+            status, _ = self._run(el, ignore_dpp=True)  # solved once: parameters as constants
         except SolverError:
             if otherwise is not None:
                 return
@@ -266,58 +360,39 @@ class DCOPF:
                              "max_p_mw (an ext_grid without limits is unbounded) or rate the branches.")
 
     # ---------------------------------------------------------------- result
-    def _result(self, b: _Built, series: prof.Series, timeidx: pd.DatetimeIndex) -> xr.Dataset:
+    def _result(self, raw: _Raw, series: prof.Series, timeidx: pd.DatetimeIndex) -> xr.Dataset:
         net, T, dt = self.net, self.T, self.dt
-        lam = np.asarray(b.balance.dual_value, dtype=float).reshape(net.n_node, T) / dt
-        mu = np.zeros((net.n_branch, T))
-        if b.flow_rows.size:
-            up, lo = (np.asarray(c.dual_value, dtype=float).reshape(-1, T) for c in b.flow_cons)
-            mu[b.flow_rows] = (up - lo) / dt
-        nu = np.zeros((net.n_branch, T))
-        if b.ang_rows.size:
-            up, lo = (np.asarray(c.dual_value, dtype=float).reshape(-1, T) for c in b.ang_cons)
-            nu[b.ang_rows] = (up - lo) / dt
-        prices = decompose(net, lam, mu, nu)
-        check_decomposition(prices, float(np.nanmax(np.abs(lam))) if lam.size else 1.0)
-        v = b.vars
-        theta = np.zeros((net.n_node, T))
-        theta[net.nonref_nodes] = _val(v.theta)
-        flow = np.asarray(net.bf @ theta) + net.shift_flow[:, None]
-        shed = _val(v.shed) if v.shed is not None else np.zeros((net.n_node, T))
-        shed = np.where(np.abs(shed) < 1e-7, 0.0, shed)
+        prices = decompose(net, raw.lam, raw.mu, raw.nu)
+        check_decomposition(prices, float(np.nanmax(np.abs(raw.lam))) if raw.lam.size else 1.0)
+        flow = np.asarray(net.bf @ raw.theta) + net.shift_flow[:, None]
         demand_node = np.repeat(net.node_fixed_demand[:, None], T, 1)
         if net.n_load:
             demand_node = demand_node + net.node_matrix(net.load_node) @ series.load_p
-        p_gen = _val(v.p) if net.n_gen else np.zeros((0, T))
-        unique = unique_prices(net, flow, p_gen, series.gen_pmin, series.gen_pmax, shed,
+        unique = unique_prices(net, flow, raw.p, series.gen_pmin, series.gen_pmax, raw.shed,
                                np.maximum(demand_node, 0.0))
         status = "optimal"
-        if self.voll is not None and shed.max(initial=0.0) > 1e-6:
+        if self.voll is not None and raw.shed.max(initial=0.0) > 1e-6:
             status = "optimal_with_load_shedding"
         state = SolvedState(
-            net=net, dt=dt, p=p_gen, pmin=series.gen_pmin, pmax=series.gen_pmax, theta=theta, flow=flow,
-            lam=lam, mu=mu, nu=nu, demand=demand_node, shed=shed,
-            pc=_val(v.pc) if v.pc is not None else None, pd=_val(v.pd) if v.pd is not None else None,
-            e=_val(v.e) if v.e is not None else None, voll=self.voll)
+            net=net, dt=dt, p=raw.p, pmin=series.gen_pmin, pmax=series.gen_pmax, theta=raw.theta, flow=flow,
+            lam=raw.lam, mu=raw.mu, nu=raw.nu, demand=demand_node, shed=raw.shed, pc=raw.pc, pd=raw.pd,
+            e=raw.e, voll=self.voll)
         self.last_state = state
+        storage = (raw.pc, raw.pd, raw.e) if raw.pc is not None and raw.pd is not None and raw.e is not None \
+            else None
         ds = build_dataset(
-            net, timeidx, dt, prices=prices, flow=flow, mu=mu, theta=theta,
-            p_gen=p_gen, unique=unique,
-            p_available=series.gen_pmax,
-            storage=(_val(v.pc), _val(v.pd), _val(v.e)) if v.e is not None else None,
-            demand=demand_node - shed, load_shed=shed,
-            attrs=dict(status=status, objective=float(b.problem.value), solver=self.solver,
+            net, timeidx, dt, prices=prices, flow=flow, mu=raw.mu, theta=raw.theta, p_gen=raw.p, unique=unique,
+            p_available=series.gen_pmax, storage=storage, demand=demand_node - raw.shed, load_shed=raw.shed,
+            attrs=dict(status=status, objective=raw.objective, solver=self.solver,
                        solver_time_s=self.solver_time, period_hours=dt,
                        dc_model=str(net.meta.get("dc_model", "")), network=net.name,
-                       decomposition_residual=prices.residual),
+                       decomposition_residual=prices.residual,
+                       periods_solved_separately=int(self._built.T == 1 and T > 1)),
         )
         if self.ef is not None:
-            cap_price = 0.0
-            if b.cap is not None:
-                cap_price = float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0])
+            cap_price = raw.cap_dual or 0.0
             price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
-            ds = CT.add_carbon(ds, state, self.ef, price, cap_price if b.cap is not None else None,
-                               c1=np.asarray(b.par.c1.value, dtype=float))
+            ds = CT.add_carbon(ds, state, self.ef, price, raw.cap_dual, c1=self._c1())
         return ds
 
 
