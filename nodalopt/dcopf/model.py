@@ -35,6 +35,9 @@ DEFAULT_SOLVER = "CLARABEL"
 CLARABEL_DEFAULTS: dict[str, Any] = {
     "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9,
     "max_iter": 400,
+    # 10x Clarabel's default static regularisation: the KKT factorisation of case9241pegase
+    # (benchmark fix-ups) otherwise breaks down ("NumericalError") near the optimum
+    "static_regularization_constant": 1e-7,
 }
 #: Objective (and row) scaling handed to the solver, per solver; see
 #: formulation.ScaledProblem.  Clarabel only: HiGHS' absolute tolerances are in
