@@ -10,10 +10,11 @@ such that both tools solve *the same* optimization problem:
 * one PyPSA line per branch with ``x = 1 / (base_mva * br_b)``: PyPSA's linear
   power flow then gives ``flow = (theta_f - theta_t) / x = base_mva * br_b *
   (theta_f - theta_t)``, nodalopt's flow in MW; ``s_nom = br_rate`` (unrated
-  branches get no ``s_nom`` limit: ``s_nom = inf`` is dropped by linopy, see
-  ``UNLIMITED``);  branches with ``br_b == 0`` carry no DC flow and are left out;
-  symmetric angle-difference limits ``|theta_f - theta_t| <= a`` become a flow
-  limit ``base_mva * |b| * a`` (identical constraint);
+  branches get ``s_nom = inf``: infinite bounds on PyPSA's flow variable);
+  branches with ``br_b == 0`` carry no DC flow and are left out (an angle
+  limit on such a branch is not mapped); symmetric angle-difference limits
+  ``|theta_f - theta_t| <= a`` become a flow limit ``base_mva * |b| * a``
+  (the same constraint);
 * generators with ``p_nom`` = largest |bound| over the horizon and
   ``p_min_pu``/``p_max_pu`` time series, ``marginal_cost = c1``,
   ``marginal_cost_quadratic = c2`` (PyPSA's objective is ``w * (c1 p + c2
@@ -28,9 +29,14 @@ such that both tools solve *the same* optimization problem:
 * fixed loads as ``p_set`` series, fixed node demand (shunts, wards) as extra
   loads.
 
+* phase shifters (``br_shift != 0``; PyPSA's optimization ignores
+  ``phase_shift``): the constant part of the flow, ``-base_mva * b * shift``,
+  becomes a fixed demand at the from node and a fixed injection at the to
+  node, and the thermal limit on the true flow becomes an asymmetric extra
+  constraint on PyPSA's line flow.
+
 Constant costs ``c0`` are not part of PyPSA's objective; :func:`pypsa_solve`
-adds them back.  Piecewise-linear costs and phase shifters raise
-``NotImplementedError``.
+adds them back.  Piecewise-linear costs raise ``NotImplementedError``.
 """
 
 from __future__ import annotations
@@ -82,8 +88,6 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
     import pypsa
 
     _quiet()
-    if np.any(net.br_shift != 0):
-        raise NotImplementedError("phase-shifting branches (br_shift != 0) are not mapped to PyPSA.")
     if net.pwl_gen.size:
         raise NotImplementedError("piecewise-linear costs are not mapped to PyPSA.")
     load_p = np.asarray(load_p, float).reshape(net.n_load, -1)
@@ -113,10 +117,21 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
         rate[ang] = np.minimum(rate[ang], net.base_mva * np.abs(b[ang]) * amax)
     idx = np.flatnonzero(keep)
     names = np.array([f"br{i}" for i in idx])
+    # phase shifters: flow = base*b*(dtheta - shift) = flow' + sf with sf = -base*b*shift
+    # constant; PyPSA's KVL has no shift, so its line carries flow' and the constant
+    # part becomes a demand sf at the from node and -sf at the to node; the limit
+    # |flow' + sf| <= rate is added as an extra (asymmetric) constraint.
+    sf = (-net.base_mva * b * net.br_shift)[idx]
+    shifted = sf != 0
     rated = np.isfinite(rate[idx])
+    plain = rated & ~shifted
     n.add("Line", names, bus0=nodes[net.br_f[idx]], bus1=nodes[net.br_t[idx]],
           x=1.0 / (net.base_mva * b[idx]), r=0.0, carrier="AC",
-          s_nom=np.where(rated, rate[idx], UNLIMITED), s_nom_extendable=False)
+          s_nom=np.where(plain, rate[idx], UNLIMITED), s_nom_extendable=False)
+    shift_demand = np.zeros(net.n_node)
+    np.add.at(shift_demand, net.br_f[idx][shifted], sf[shifted])
+    np.add.at(shift_demand, net.br_t[idx][shifted], -sf[shifted])
+    sr = shifted & rated
 
     # ----------------------------------------------------------- injectors
     G = net.n_gen
@@ -139,10 +154,11 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
         lnames = np.array([f"l{i}" for i in range(net.n_load)])
         n.add("Load", lnames, bus=nodes[net.load_node], carrier="AC",
               p_set=pd.DataFrame(load_p.T, index=sns, columns=lnames))
-    fx = np.flatnonzero(net.node_fixed_demand != 0)
+    fixed = net.node_fixed_demand + shift_demand
+    fx = np.flatnonzero(fixed != 0)
     if fx.size:
         n.add("Load", np.array([f"fixed{i}" for i in fx]), bus=nodes[fx], carrier="AC",
-              p_set=net.node_fixed_demand[fx])
+              p_set=fixed[fx])
 
     # ------------------------------------------------------------- storage
     S = net.n_storage
@@ -164,13 +180,22 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
         "objective_constant": float(net.gen_c0.sum()) * T * dt_hours,
         "st_e_min": e_min.tolist(),
         "n_node": int(net.n_node),
+        "shift_names": names[sr].tolist(),
+        "shift_hi": (rate[idx][sr] - sf[sr]).tolist(),
+        "shift_lo": (-rate[idx][sr] - sf[sr]).tolist(),
     }
     return n
 
 
-#: s_nom of branches without a rating.  linopy keeps ``inf`` bounds as
-#: constraints HiGHS treats as free rows; we pass ``inf`` so no artificial limit
-#: is introduced.
+#: HiGHS options used by :func:`pypsa_solve`.  HiGHS' QP (active-set) solver
+#: rejects its own optimum on the PEGASE cases with quadratic costs ("QP solver
+#: claims optimality, but with ... primal infeasibilities" of ~5e-7 on PyPSA's
+#: Kirchhoff rows, which PyPSA scales by 1e5; model status "Solve error").  A
+#: primal feasibility tolerance of 1e-6 instead of 1e-7 accepts that optimum.
+HIGHS_DEFAULTS: dict[str, Any] = {"primal_feasibility_tolerance": 1e-6}
+
+#: s_nom of branches without a rating: infinite bounds on the flow variable, so
+#: no artificial limit is introduced.
 UNLIMITED = np.inf
 
 
@@ -186,14 +211,23 @@ class PypsaResult:
 
 
 def _extra(n: Any, sns: Any) -> None:
-    e_min = np.asarray(n.meta.get("nodalopt", {}).get("st_e_min", []), float)
-    if e_min.size and (e_min > 0).any():
-        m = n.model
-        soc = m["StorageUnit-state_of_charge"]
-        import xarray as xr
+    """Constraints PyPSA has no attribute for: storage minimum energy, shifted-branch limits."""
+    import xarray as xr
 
+    meta = n.meta.get("nodalopt", {})
+    m = n.model
+    e_min = np.asarray(meta.get("st_e_min", []), float)
+    if e_min.size and (e_min > 0).any():
+        soc = m["StorageUnit-state_of_charge"]
         bound = xr.DataArray(e_min, coords={"name": [f"s{i}" for i in range(e_min.size)]}, dims="name")
         m.add_constraints(soc >= bound, name="StorageUnit-e_min")
+    names = meta.get("shift_names", [])
+    if names:
+        s = m["Line-s"].sel(name=names)
+        hi = xr.DataArray(np.asarray(meta["shift_hi"]), coords={"name": names}, dims="name")
+        lo = xr.DataArray(np.asarray(meta["shift_lo"]), coords={"name": names}, dims="name")
+        m.add_constraints(s <= hi, name="Line-shifted-upper")
+        m.add_constraints(s >= lo, name="Line-shifted-lower")
 
 
 def pypsa_solve(n: Any, solver_options: dict[str, Any] | None = None,
@@ -207,7 +241,7 @@ def pypsa_solve(n: Any, solver_options: dict[str, Any] | None = None,
     divided by the snapshot weightings exactly as the post-processing does.
     """
     _quiet()
-    opts = {"log_to_console": False}
+    opts: dict[str, Any] = {"log_to_console": False, **HIGHS_DEFAULTS}
     opts.update(solver_options or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

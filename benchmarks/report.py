@@ -98,6 +98,12 @@ def render(res: dict[str, Any]) -> str:
     L.append(f"Created {res['created']}, run time {res['elapsed_s'] / 60:.1f} min"
              f"{' (--quick)' if res['quick'] else ''}.\n")
     L.append("Command:\n\n```\n" + res["command"] + "\n```\n")
+    for key, label in (("git_start", "at the start"), ("git_end", "at the end")):
+        g = res.get(key) or {}
+        if g:
+            ch = ", ".join(g.get("nodalopt_changes", [])) or "none"
+            L.append(f"nodalopt source {label}: commit `{g.get('commit')}` ({g.get('subject')}); "
+                     f"uncommitted changes under nodalopt/: {ch}.\n")
     v = m.get("versions", {})
     L.append(f"Machine: `nproc` = {m.get('nproc')}, {m.get('cpu', '?')}, {m.get('mem_gib', '?')} GiB RAM, "
              f"{m.get('platform')}, Python {m.get('python')}. Other jobs shared the machine.\n")
@@ -193,6 +199,18 @@ def render(res: dict[str, Any]) -> str:
                      f"{dl} | {_cmp(r, 'pypsa', 'obj_rel_diff')} | {_mem(r, 'nodalopt')} / {_mem(r, 'pypsa')} |")
         L.append("")
 
+    fails = [(r["case"], r["periods"], t, v.get("status")) for r in rows for t, v in r["tools"].items()
+             if not v.get("ok") and not str(v.get("status", "")).startswith(("n/a", "skipped"))]
+    fails += [(r["case"], r["periods"], t, v.get("status")) for r in rows for t, v in r["tools"].items()
+              if v.get("ok") and v.get("status") not in ("optimal", "loaded")]
+    if fails:
+        L.append("## Failures and non-optimal runs\n")
+        L.append("| case | T | tool | status |")
+        L.append("|---|---|---|---|")
+        for c, T, t, st in fails:
+            L.append(f"| {c} | {T} | {t} | {str(st).replace('|', '/')[:200]} |")
+        L.append("")
+
     L.append("## How the numbers were made\n")
     L.append("- Each (case, periods, tool) runs in its own Python process (`python -m benchmarks.worker`); "
              "imports and loading the case are not timed. nodalopt is repeated 3× and PyPSA/rundcopp 3× "
@@ -203,6 +221,11 @@ def render(res: dict[str, Any]) -> str:
              "during the timed section, resident imports and network included); the increment is that "
              "peak minus `VmRSS` before. `latest.json` also has the whole-process `ru_maxrss` "
              "(`os.wait4`) as `process_peak_mb`.")
+    L.append(f"- Limits: each tool process gets an address-space limit (RLIMIT_AS) of "
+             f"{res.get('memory_limit_gb', 0):g} GB (0 = none) and {res.get('timeout_s', 0):.0f} s; a run "
+             "that exceeds them is recorded as failed. Each tool first solves a tiny case (pandapower "
+             "case9, or PGLib case5_pjm) untimed, so one-time initialization is not timed. PyPSA runs on "
+             f"PGLib cases up to {res.get('pglib_peer_max_buses', '?')} buses.")
     L.append("- Profiles: " + res["profiles"])
     L.append("- PyPSA: built from nodalopt's compiled arrays by `benchmarks/peers.py::pypsa_from_arrays` "
              "(PyPSA's `import_from_pandapower_net` loses costs, limits and taps, see PEER-NOTES). "

@@ -30,15 +30,24 @@ def _have(mod: str) -> bool:
     return importlib.util.find_spec(mod) is not None
 
 
-def run_one(case: Case, T: int, tool: str, repeat: int, timeout: float, tmp: Path
-            ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def _limit_memory(gb: float) -> Any:
+    def f() -> None:
+        if gb > 0:
+            lim = int(gb * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    return f
+
+
+def run_one(case: Case, T: int, tool: str, repeat: int, timeout: float, tmp: Path,
+            mem_gb: float = 0.0) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     spec = {"case": case.name, "periods": T, "tool": tool, "repeat": repeat}
     prefix = tmp / f"{abs(hash((case.name, T, tool)))}"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec), str(prefix)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, preexec_fn=_limit_memory(mem_gb))
     timed_out = False
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -117,11 +126,25 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def git_state() -> dict[str, Any]:
+    """Commit of the working tree and the nodalopt files that differ from it (the tree is shared)."""
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "subject": git("log", "-1", "--format=%s")[:120],
+            "nodalopt_changes": [ln for ln in git("status", "--short", "nodalopt").splitlines() if ln]}
+
+
 def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeout: float,
-        argv: list[str], log: Any = print) -> dict[str, Any]:
+        argv: list[str], log: Any = print, tools: list[str] | None = None,
+        mem_gb: float = 0.0, pglib_peer_max_buses: int = 3000) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     have_pypsa = _have("pypsa") and _have("highspy") and _have("linopy")
     rows: list[dict[str, Any]] = []
+    git_start = git_state()
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nodalopt-bench-") as td:
         tmp = Path(td)
@@ -131,10 +154,15 @@ def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeo
                                        "buses": case.buses, "baseline_dc": case.baseline_dc,
                                        "fixups": [n for n, _ in fixup_docs(case)], "tools": {}}
                 lmps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-                tools = ["load", *case.tools]
-                for tool in tools:
+                case_tools = ["load", *case.tools] if case.group != "pglib" else list(case.tools)
+                for tool in case_tools:
+                    if tools and tool not in tools and tool != "load":
+                        continue
                     if tool == "pandapower" and T > 1:
                         row["tools"][tool] = {"ok": False, "status": "n/a (single-period tool)"}
+                        continue
+                    if tool != "nodalopt" and case.group == "pglib" and case.buses > pglib_peer_max_buses:
+                        row["tools"][tool] = {"ok": False, "status": f"skipped (> {pglib_peer_max_buses} buses)"}
                         continue
                     if tool == "pypsa" and not have_pypsa:
                         row["tools"][tool] = {"ok": False, "status": "n/a (pypsa not installed)"}
@@ -143,7 +171,7 @@ def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeo
                     k = repeat if repeat is not None else (1 if quick else (3 if tool == "nodalopt" or not big else 1))
                     if tool == "load":
                         k = 1
-                    res, lmp, bus = run_one(case, T, tool, k, timeout, tmp)
+                    res, lmp, bus = run_one(case, T, tool, k, timeout, tmp, mem_gb)
                     row["tools"][tool] = res
                     if res.get("ok") and tool != "load":
                         lmps[tool] = (lmp, bus)
@@ -168,8 +196,13 @@ def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeo
         "command": "cd " + str(ROOT) + " && PYTHONPATH=. python -m benchmarks " + " ".join(
             shlex.quote(a) for a in argv),
         "quick": quick,
+        "memory_limit_gb": mem_gb,
+        "timeout_s": timeout,
+        "pglib_peer_max_buses": pglib_peer_max_buses,
         "elapsed_s": time.perf_counter() - t_start,
         "machine": machine_info(),
+        "git_start": git_start,
+        "git_end": git_state(),
         "profiles": describe_profiles(),
         "fixups": {c.name: fixup_docs(c) for c in cases if c.fixups},
         "rows": rows,

@@ -180,15 +180,24 @@ def run_load(case: Any, T: int, repeat: int) -> tuple[dict[str, Any], np.ndarray
             np.zeros((0, 0)), np.zeros(0, np.int64))
 
 
-def warm_up(tool: str) -> None:
-    """Solve pandapower's case9 once, untimed, so one-time library initialization is not timed."""
-    import pandapower.networks as pn
+def warm_up(tool: str, case: Any) -> None:
+    """Solve a tiny case once, untimed, so one-time library initialization is not timed.
 
-    net = pn.case9()
+    pandapower's case9 for the built-in cases; PGLib's case5_pjm for PGLib cases
+    (so their processes need not import pandapower).
+    """
+    if case.group == "pglib":
+        from nodalopt import load_case
+
+        net: Any = load_case("pglib_opf_case5_pjm")
+    else:
+        import pandapower.networks as pn
+
+        net = pn.case9()
     if tool == "nodalopt":
         import nodalopt
 
-        nodalopt.DCOPF(net, hours=2).solve({("load", "p_mw"): np.array([1.0, 0.9])})
+        nodalopt.DCOPF(net, hours=2, dc_model=case.dc_model).solve({("load", "p_mw"): np.array([1.0, 0.9])})
     elif tool == "pandapower":
         from benchmarks.peers import pandapower_rundcopp
 
@@ -197,10 +206,10 @@ def warm_up(tool: str) -> None:
         from benchmarks.peers import pypsa_from_arrays, pypsa_solve
         from nodalopt.network import compile_network
 
-        arr = compile_network(net)
-        n = pypsa_from_arrays(arr, np.repeat(arr.load_p[:, None], 2, 1), np.repeat(arr.gen_pmin[:, None], 2, 1),
-                              np.repeat(arr.gen_pmax[:, None], 2, 1))
-        pypsa_solve(n, post_processing=False)
+        arr = compile_network(net, dc_model=case.dc_model)
+        rep = lambda a: np.repeat(a[:, None], 2, 1)  # noqa: E731
+        pypsa_solve(pypsa_from_arrays(arr, rep(arr.load_p), rep(arr.gen_pmin), rep(arr.gen_pmax)),
+                    post_processing=False)
 
 
 TOOLS = {"nodalopt": run_nodalopt, "pandapower": run_pandapower, "pypsa": run_pypsa, "load": run_load}
@@ -217,7 +226,7 @@ def main(argv: list[str]) -> int:
 
     case = CASES[spec["case"]]
     try:
-        warm_up(spec["tool"])
+        warm_up(spec["tool"], case)
         out, lmp, bus = TOOLS[spec["tool"]](case, int(spec["periods"]), int(spec["repeat"]))
         out["ok"] = True
     except NotImplementedError as exc:
