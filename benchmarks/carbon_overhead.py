@@ -29,7 +29,7 @@ def main() -> None:
     net.poly_cost["cp1_eur_per_mw"] = rng.uniform(20, 60, len(net.poly_cost))
     net.poly_cost["cp2_eur_per_mw2"] = 0.01
     rows = []
-    for rep in range(3):
+    for _ in range(3):
         m = nodalopt.DCOPF(net, hours=24, emission_factors="synthetic")
         t0 = time.perf_counter()
         m.ef, ef = None, m.ef  # solve without the carbon post-processing ...
