@@ -32,3 +32,9 @@ def test_infeasible_exit_code(tmp_path, capsys):
     pp.to_json(net, str(path))
     assert main(["solve", str(path)]) == EXIT_INFEASIBLE
     assert "infeasible" in capsys.readouterr().err
+
+
+def test_bench_subcommand_reaches_the_runner(capsys):
+    assert main(["bench", "--list"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "case9241pegase" in out and "pglib" in out
