@@ -35,6 +35,8 @@ def _total(row: dict[str, Any], tool: str) -> str:
     if not t.get("ok"):
         st = str(t.get("status", "failed"))
         return st if len(st) < 40 else st[:37] + "..."
+    if t.get("status") not in ("optimal", "loaded", None):
+        return f"{t['status']} after {_s(t.get('total_s'))}"
     return _s(t.get("total_s"))
 
 
@@ -50,6 +52,16 @@ def _cmp(row: dict[str, Any], peer: str, key: str, fmt: str = "{:.2e}") -> str:
     if not c or key not in c:
         return "–"
     return _f(c[key], fmt)
+
+
+def _dl(c: dict[str, Any] | None) -> str:
+    """'all (n > 1e-3) / unique-only' max |dLMP|."""
+    if not c or "max_dlmp" not in c:
+        return "–"
+    out = f"{c['max_dlmp']:.2e} ({c['n_over_1e3']})"
+    if "max_dlmp_unique" in c:
+        out += f" / {c['max_dlmp_unique']:.2e} ({c['n_over_1e3_unique']})"
+    return out
 
 
 def _yes(b: bool | None) -> str:
@@ -68,7 +80,11 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     main = [r for r in rows if r["group"] == "main" and _tool(r, "nodalopt").get("ok")]
     if main:
         ok = [r for r in main if _tool(r, "nodalopt")["overhead_s"] <= _tool(r, "nodalopt")["solver_s"]]
-        worst = max(main, key=lambda r: _tool(r, "nodalopt")["overhead_s"] / max(_tool(r, "nodalopt")["solver_s"], 1e-9))
+        def ratio(r: dict) -> float:
+            t = _tool(r, "nodalopt")
+            return t["overhead_s"] / max(t["solver_s"], 1e-9)
+
+        worst = max(main, key=ratio)
         w = _tool(worst, "nodalopt")
         out.append(f"- nodalopt overhead (total − solver) ≤ solver time: {len(ok)} of {len(main)} main runs "
                    f"({_yes(len(ok) == len(main))}); worst {worst['case']} T={worst['periods']}: overhead "
@@ -133,24 +149,23 @@ def render(res: dict[str, Any]) -> str:
         L.append("")
         L.append("## Built-in cases: agreement and memory\n")
         L.append("max |ΔLMP| in $/MWh over all buses and periods (bus-periods with |Δ| > 1e-3 in "
-                 "brackets); objective difference relative to nodalopt's. Peak RSS in MB during the "
+                 "brackets), then the same over the prices nodalopt reports unique (`lmp_unique`; "
+                 "*non-unique* = bus-periods it flags as degenerate, where any value in an interval is "
+                 "optimal); objective difference relative to nodalopt's. Peak RSS in MB during the "
                  "timed section (increment over the RSS before it in brackets); *load* = imports + "
                  "loading the case only.\n")
-        L.append("| case | T | max ΔLMP vs rundcopp | max ΔLMP vs PyPSA | Δobj rundcopp | Δobj PyPSA | "
-                 "LMP range | peak MB nodalopt | rundcopp | PyPSA | load |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        L.append("| case | T | max ΔLMP vs rundcopp: all / unique | vs PyPSA: all / unique | non-unique | "
+                 "Δobj rundcopp | Δobj PyPSA | LMP range | peak MB nodalopt | rundcopp | PyPSA | load |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in main:
             n = _tool(r, "nodalopt")
 
-            def d(peer: str) -> str:
-                c = r.get(f"vs_{peer}")
-                if not c or "max_dlmp" not in c:
-                    return "–"
-                return f"{c['max_dlmp']:.2e} ({c['n_over_1e3']})"
+            def d(peer: str, r: dict[str, Any] = r) -> str:
+                return _dl(r.get(f"vs_{peer}"))
 
             rng = f"{n['lmp_min']:.2f} … {n['lmp_max']:.2f}" if n.get("ok") else "–"
             L.append(f"| {r['case']} | {r['periods']} | {d('pandapower')} | {d('pypsa')} | "
-                     f"{_cmp(r, 'pandapower', 'obj_rel_diff')} | {_cmp(r, 'pypsa', 'obj_rel_diff')} | {rng} | "
+                     f"{n.get('n_nonunique', '–')} | {_cmp(r, 'pandapower', 'obj_rel_diff')} | {_cmp(r, 'pypsa', 'obj_rel_diff')} | {rng} | "
                      f"{_mem(r, 'nodalopt')} | {_mem(r, 'pandapower')} | {_mem(r, 'pypsa')} | {_mem(r, 'load')} |")
         L.append("")
         L.append("Details of the PyPSA runs (s): network from arrays / linopy model / HiGHS solve / "
@@ -184,19 +199,19 @@ def render(res: dict[str, Any]) -> str:
         L.append("Objective compared with BASELINE.md's DC column (PowerModels DCPPowerModel, 5 "
                  "significant digits). PyPSA solves the same arrays (symmetric angle-difference limits "
                  "become the equivalent flow limits). rundcopp is not run on PGLib (see notes).\n")
-        L.append("| case | buses | nodalopt status | objective ($/h) | baseline | rel. diff | nodalopt total (s) | "
-                 "solver (s) | PyPSA+HiGHS (s) | speed-up | max ΔLMP vs PyPSA | Δobj PyPSA | peak MB nodalopt / PyPSA |")
+        L.append("| case | buses | nodalopt status | objective ($/h) | baseline | rel. diff | "
+                 "nodalopt total (s) | solver (s) | PyPSA+HiGHS (s) | speed-up | max ΔLMP vs PyPSA | "
+                 "Δobj PyPSA | peak MB nodalopt / PyPSA |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in pg:
             n = _tool(r, "nodalopt")
             st = n.get("status", "–") if n.get("ok") else f"**{str(n.get('status', 'failed'))[:60]}**"
-            c = r.get("vs_pypsa") or {}
-            dl = f"{c['max_dlmp']:.2e} ({c['n_over_1e3']})" if "max_dlmp" in c else "–"
+            dl = _dl(r.get("vs_pypsa"))
             L.append(f"| {r['case'].replace('pglib_opf_', '')} | {r['buses']} | {st} | "
                      f"{_f(n.get('objective'), '{:.5e}')} | {_f(r.get('baseline_dc'), '{:.4e}')} | "
                      f"{_f(r.get('baseline_rel_diff'), '{:+.1e}')} | {_total(r, 'nodalopt')} | "
                      f"{_s(n.get('solver_s'))} | {_total(r, 'pypsa')} | {_cmp(r, 'pypsa', 'speedup', '{:.1f}×')} | "
-                     f"{dl} | {_cmp(r, 'pypsa', 'obj_rel_diff')} | {_mem(r, 'nodalopt')} / {_mem(r, 'pypsa')} |")
+                     f"{dl} | {n.get('n_nonunique', '–')} | {_cmp(r, 'pypsa', 'obj_rel_diff')} | {_mem(r, 'nodalopt')} / {_mem(r, 'pypsa')} |")
         L.append("")
 
     fails = [(r["case"], r["periods"], t, v.get("status")) for r in rows for t, v in r["tools"].items()

@@ -73,14 +73,21 @@ def run_one(case: Case, T: int, tool: str, repeat: int, timeout: float, tmp: Pat
         out = json.loads(js.read_text())
         z = np.load(prefix.with_suffix(".npz"))
         lmp, bus = z["lmp"], z["bus"]
+        if "unique" in z.files:
+            out["_unique"] = z["unique"]
     out.update(spec)
     out["process_peak_mb"] = ru.ru_maxrss / 1024  # Linux: kB
     out["process_wall_s"] = wall
     return out, lmp, bus
 
 
-def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """max |LMP difference| over common buses and periods, and how many bus-hours differ by > 1e-3."""
+def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+            unique: np.ndarray | None = None) -> dict[str, Any]:
+    """max |LMP difference| over common buses and periods, and how many bus-periods differ by > 1e-3.
+
+    ``unique`` (T, bus of ``a``): nodalopt's ``lmp_unique``; the ``*_unique`` entries
+    restrict the comparison to prices nodalopt proves unique.
+    """
     la, ba = a
     lb, bb = b
     if la.size == 0 or lb.size == 0:
@@ -91,8 +98,14 @@ def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) 
     if not np.isfinite(d).all():
         return {"max_dlmp": float("nan"), "n_over_1e3": -1, "n_common": int(common.size)}
     k = np.unravel_index(int(d.argmax()), d.shape)
-    return {"max_dlmp": float(d.max()), "n_over_1e3": int((d > 1e-3).sum()), "n_common": int(common.size),
-            "argmax_bus": int(common[k[1]]), "argmax_t": int(k[0])}
+    out = {"max_dlmp": float(d.max()), "n_over_1e3": int((d > 1e-3).sum()), "n_common": int(common.size),
+           "argmax_bus": int(common[k[1]]), "argmax_t": int(k[0])}
+    if unique is not None and unique.shape == la.shape:
+        u = unique[:T, ia]
+        du = np.where(u, d, 0.0)
+        out.update(max_dlmp_unique=float(du.max()), n_over_1e3_unique=int((du > 1e-3).sum()),
+                   n_nonunique=int((~u).sum()))
+    return out
 
 
 def machine_info() -> dict[str, Any]:
@@ -154,6 +167,7 @@ def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeo
                                        "buses": case.buses, "baseline_dc": case.baseline_dc,
                                        "fixups": [n for n, _ in fixup_docs(case)], "tools": {}}
                 lmps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+                unique_mask = None
                 case_tools = ["load", *case.tools] if case.group != "pglib" else list(case.tools)
                 for tool in case_tools:
                     if tools and tool not in tools and tool != "load":
@@ -172,8 +186,11 @@ def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeo
                     if tool == "load":
                         k = 1
                     res, lmp, bus = run_one(case, T, tool, k, timeout, tmp, mem_gb)
+                    uniq = res.pop("_unique", None)
+                    if tool == "nodalopt":
+                        unique_mask = uniq
                     row["tools"][tool] = res
-                    if res.get("ok") and tool != "load":
+                    if res.get("ok") and res.get("status") == "optimal" and tool != "load":
                         lmps[tool] = (lmp, bus)
                     msg = f"{res.get('total_s', float('nan')):.3f} s" if res.get("ok") else res.get("status")
                     log(f"  {case.name:<34} T={T:<3} {tool:<10} {msg}  "
@@ -181,7 +198,7 @@ def run(cases: list[Case], quick: bool, out_dir: Path, repeat: int | None, timeo
                 nd = row["tools"].get("nodalopt", {})
                 for peer in ("pandapower", "pypsa"):
                     if "nodalopt" in lmps and peer in lmps:
-                        c = compare(lmps["nodalopt"], lmps[peer])
+                        c = compare(lmps["nodalopt"], lmps[peer], unique_mask)
                         pr = row["tools"][peer]
                         if nd.get("objective") and pr.get("objective") is not None:
                             c["obj_rel_diff"] = (pr["objective"] - nd["objective"]) / abs(nd["objective"])

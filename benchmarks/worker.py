@@ -98,11 +98,14 @@ def run_nodalopt(case: Any, T: int, repeat: int) -> tuple[dict[str, Any], np.nda
                n_bus=int(ds.sizes["bus"]), n_branch=int(ds.sizes["branch"]),
                curtailment_mwh=float(ds.curtailment.values.sum() * ds.attrs["period_hours"]),
                lmp_min=float(ds.lmp.min()), lmp_max=float(ds.lmp.max()))
+    unique = ds["lmp_unique"].values.astype(bool) if "lmp_unique" in ds else np.ones(ds.lmp.shape, bool)
+    out["n_nonunique"] = int((~unique).sum()) if "lmp_unique" in ds else -1
     if "soc_mwh" in ds:
         soc = ds.soc_mwh.values
         out["storage_cycled_mwh"] = float(np.abs(np.diff(soc, axis=0)).sum())
     if "p_gen" in ds and T > 1:
         out["max_ramp_mw"] = float(np.abs(np.diff(ds.p_gen.values, axis=0)).max())
+    out["_unique"] = unique
     return out, ds.lmp.values, ds.bus.values
 
 
@@ -236,8 +239,9 @@ def main(argv: list[str]) -> int:
                "traceback": traceback.format_exc()[-2000:]}
         lmp, bus = np.zeros((0, 0)), np.zeros(0)
     out.update(spec)
+    unique = out.pop("_unique", np.ones(np.shape(lmp), bool))
     prefix.with_suffix(".json").write_text(json.dumps(out, default=float))
-    np.savez(prefix.with_suffix(".npz"), lmp=lmp, bus=bus)
+    np.savez(prefix.with_suffix(".npz"), lmp=lmp, bus=bus, unique=unique)
     return 0
 
 

@@ -33,9 +33,8 @@ import pandapower as pp  # noqa: E402
 import pandapower.networks as pn  # noqa: E402
 
 import nodalopt  # noqa: E402
-from nodalopt.profiles import demo_profiles  # noqa: E402
-
 from benchmarks.peers import pypsa_from_arrays, pypsa_solve  # noqa: E402
+from nodalopt.profiles import demo_profiles  # noqa: E402
 
 T = 24
 RAMP = 8.0
