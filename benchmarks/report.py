@@ -80,11 +80,12 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     main = [r for r in rows if r["group"] == "main" and _tool(r, "nodalopt").get("ok")]
     if main:
         ok = [r for r in main if _tool(r, "nodalopt")["overhead_s"] <= _tool(r, "nodalopt")["solver_s"]]
-        def ratio(r: dict) -> float:
+
+        def overhead_ratio(r: dict) -> float:
             t = _tool(r, "nodalopt")
             return t["overhead_s"] / max(t["solver_s"], 1e-9)
 
-        worst = max(main, key=ratio)
+        worst = max(main, key=overhead_ratio)
         w = _tool(worst, "nodalopt")
         out.append(f"- nodalopt overhead (total − solver) ≤ solver time: {len(ok)} of {len(main)} main runs "
                    f"({_yes(len(ok) == len(main))}); worst {worst['case']} T={worst['periods']}: overhead "
