@@ -27,7 +27,6 @@ import pandas as pd
 from .errors import InputError
 from .network.arrays import RENEWABLE, NetworkArrays
 
-_GEN_TABLES = ("gen", "sgen", "ext_grid", "load")  # load only for controllable loads (FLEX)
 VALID_KEYS = [("load", "p_mw"), ("sgen", "max_p_mw"), ("sgen", "p_mw"), ("gen", "max_p_mw"),
               ("gen", "min_p_mw"), ("sgen", "min_p_mw"), ("ext_grid", "max_p_mw"),
               ("ext_grid", "min_p_mw")]

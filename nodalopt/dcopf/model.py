@@ -177,7 +177,7 @@ class DCOPF:
                 *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T)]
         cap = None
         if self.co2_cap is not None and self.ef is not None and not elastic:
-            cap = CT.co2_cap(v.p, self.ef, dt, T, self.co2_cap)
+            cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap)
             cons.append(cap)
         obj = F.objective(net, v, par, T, dt, self.voll, ELASTIC_PENALTY if elastic else None)
         # Objective and every row scaled by the same factor (duals and values unchanged, see
