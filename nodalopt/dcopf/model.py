@@ -174,7 +174,7 @@ class DCOPF:
         ang_rows, ang_cons = F.angle_limits(net, v, T)
         cons = [balance, *flow_cons, *ang_cons, *F.flow_definition(net, v, T), *F.generator_bounds(v, par),
                 *F.ramp_limits(net, v, T, dt), *F.storage_constraints(net, v, T, dt),
-                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T)]
+                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T), *F.linear_cost(v, par)]
         cap = None
         if self.co2_cap is not None and self.ef is not None and not elastic:
             cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap)
