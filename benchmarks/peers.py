@@ -103,7 +103,7 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
     n.snapshot_weightings.loc[:, :] = dt_hours
     nodes = np.array([f"n{i}" for i in range(net.n_node)])
     n.add("Carrier", "AC")
-    n.add("Bus", nodes, v_nom=1.0, carrier="AC")
+    n.add("Bus", nodes.tolist(), v_nom=1.0, carrier="AC")
 
     # ------------------------------------------------------------ branches
     b = net.br_b
@@ -125,7 +125,7 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
     shifted = sf != 0
     rated = np.isfinite(rate[idx])
     plain = rated & ~shifted
-    n.add("Line", names, bus0=nodes[net.br_f[idx]], bus1=nodes[net.br_t[idx]],
+    n.add("Line", names.tolist(), bus0=nodes[net.br_f[idx]], bus1=nodes[net.br_t[idx]],
           x=1.0 / (net.base_mva * b[idx]), r=0.0, carrier="AC",
           s_nom=np.where(plain, rate[idx], UNLIMITED), s_nom_extendable=False)
     shift_demand = np.zeros(net.n_node)
@@ -143,7 +143,7 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
         gnames = np.array([f"g{i}" for i in range(G)])
         ru = np.where(np.isfinite(net.gen_ramp_up), net.gen_ramp_up * dt_hours / p_nom, np.nan)
         rd = np.where(np.isfinite(net.gen_ramp_down), net.gen_ramp_down * dt_hours / p_nom, np.nan)
-        n.add("Generator", gnames, bus=nodes[net.gen_node], p_nom=p_nom, carrier="AC",
+        n.add("Generator", gnames.tolist(), bus=nodes[net.gen_node], p_nom=p_nom, carrier="AC",
               p_min_pu=pd.DataFrame((lo / p_nom[:, None]).T, index=sns, columns=gnames),
               p_max_pu=pd.DataFrame((hi / p_nom[:, None]).T, index=sns, columns=gnames),
               marginal_cost=net.gen_c1, marginal_cost_quadratic=net.gen_c2,
@@ -152,12 +152,12 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
     # --------------------------------------------------------------- loads
     if net.n_load:
         lnames = np.array([f"l{i}" for i in range(net.n_load)])
-        n.add("Load", lnames, bus=nodes[net.load_node], carrier="AC",
+        n.add("Load", lnames.tolist(), bus=nodes[net.load_node], carrier="AC",
               p_set=pd.DataFrame(load_p.T, index=sns, columns=lnames))
     fixed = net.node_fixed_demand + shift_demand
     fx = np.flatnonzero(fixed != 0)
     if fx.size:
-        n.add("Load", np.array([f"fixed{i}" for i in fx]), bus=nodes[fx], carrier="AC",
+        n.add("Load", [f"fixed{i}" for i in fx], bus=nodes[fx], carrier="AC",
               p_set=fixed[fx])
 
     # ------------------------------------------------------------- storage
@@ -169,7 +169,7 @@ def pypsa_from_arrays(net: NetworkArrays, load_p: np.ndarray, gen_pmin: np.ndarr
         pn = np.where(pn > 0, pn, 1.0)
         soc_set = np.full((T, S), np.nan)
         soc_set[-1] = net.st_e_final
-        n.add("StorageUnit", snames, bus=nodes[net.st_node], carrier="AC", p_nom=pn,
+        n.add("StorageUnit", snames.tolist(), bus=nodes[net.st_node], carrier="AC", p_nom=pn,
               p_min_pu=-net.st_p_charge / pn, p_max_pu=net.st_p_discharge / pn,
               max_hours=net.st_e_max / pn, efficiency_store=net.st_eta_charge,
               efficiency_dispatch=net.st_eta_discharge, state_of_charge_initial=net.st_e_init,

@@ -201,9 +201,9 @@ def render(res: dict[str, Any]) -> str:
                  "significant digits). PyPSA solves the same arrays (symmetric angle-difference limits "
                  "become the equivalent flow limits). rundcopp is not run on PGLib (see notes).\n")
         L.append("| case | buses | nodalopt status | objective ($/h) | baseline | rel. diff | "
-                 "nodalopt total (s) | solver (s) | PyPSA+HiGHS (s) | speed-up | max ΔLMP vs PyPSA | "
-                 "Δobj PyPSA | peak MB nodalopt / PyPSA |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "nodalopt total (s) | solver (s) | PyPSA+HiGHS (s) | speed-up | "
+                 "max ΔLMP vs PyPSA: all / unique | non-unique | Δobj PyPSA | peak MB nodalopt / PyPSA |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in pg:
             n = _tool(r, "nodalopt")
             st = n.get("status", "–") if n.get("ok") else f"**{str(n.get('status', 'failed'))[:60]}**"
@@ -257,18 +257,20 @@ def render(res: dict[str, Any]) -> str:
              "differs from the baseline's DCPPowerModel (b = x/(r²+x²)), so neither prices nor "
              "objectives would be comparable.")
     L.append("- Bus-periods with |ΔLMP| > 1e-3 while objectives agree to ~1e-8 indicate either solver "
-             "tolerance (Clarabel's default gap tolerance 1e-8 leaves duals ~1e-3 $/MWh off on some "
-             "cases) or non-unique prices (dual degeneracy: an interior-point solver lands mid-interval, "
+             "tolerance (an interior-point solver's duals carry an error of order gap tolerance x "
+             "objective scale; HiGHS runs with a 1e-6 primal feasibility tolerance, see peers.py) or "
+             "non-unique prices (dual degeneracy: an interior-point solver lands mid-interval, "
              "an active-set/simplex solver at a vertex).")
     L.append("")
     if res.get("fixups"):
         L.append("## Fix-ups applied to the built-in networks\n")
-        seen = set()
+        users: dict[str, list[str]] = {}
+        text: dict[str, str] = {}
         for case, docs in res["fixups"].items():
             for name, doc in docs:
-                if name in seen:
-                    continue
-                seen.add(name)
-                L.append(f"- `{name}` ({case}{' and others' if case.startswith('case1354') else ''}): {doc}")
+                users.setdefault(name, []).append(case)
+                text[name] = doc
+        for name, cases in users.items():
+            L.append(f"- `{name}` ({', '.join(cases)}): {text[name]}")
         L.append("")
     return "\n".join(L) + "\n"
