@@ -75,7 +75,6 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
-import scipy.sparse.linalg as spla
 
 from ..dcopf.formulation import reduced
 from ..dcopf.state import SolvedState
@@ -153,9 +152,8 @@ def _sensitivities(state: SolvedState, rows: np.ndarray, kind: str) -> np.ndarra
     out = np.zeros((rows.size, net.n_node))
     if not rows.size or not net.nonref_nodes.size:
         return out
-    b_red = sp.csc_matrix(reduced(net.bbus, net)[net.nonref_nodes])
     op = reduced(net.bf if kind == "flow" else net.incidence, net)[rows]
-    out[:, net.nonref_nodes] = spla.splu(b_red).solve(op.toarray().T).T
+    out[:, net.nonref_nodes] = net.solve_b_red(op.toarray().T).T
     return out
 
 

@@ -115,9 +115,7 @@ def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price
         "units": "1", "long_name": "False where the marginal emission rate is not unique (degenerate)"})
     # carbon component and the remaining parts, netted so that the sum is unchanged
     carbon_c = price[None, :] * lme  # (N, T)
-    ref_of_node = np.full(int(net.node_island.max()) + 1, 0, np.int64)
-    ref_of_node[net.node_island[net.ref_node]] = net.ref_node
-    ref_nodes = ref_of_node[net.node_island]
+    ref_nodes = net.ref_of_node
     energy = ds.lmp_energy.values - carbon_c[ref_nodes[bn]].T
     congestion = ds.lmp_congestion.values - (carbon_c[bn] - carbon_c[ref_nodes[bn]]).T
     ds["lmp_energy"] = ds.lmp_energy.copy(data=energy)

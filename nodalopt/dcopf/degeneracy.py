@@ -16,8 +16,6 @@ still be unique through intertemporal coupling.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ..network.arrays import NetworkArrays
 from .formulation import reduced
@@ -34,9 +32,7 @@ def unique_prices(net: NetworkArrays, flow: np.ndarray, p_gen: np.ndarray, pmin:
     # PTDF rows of every branch active in some period: P = Bf_red B_red^{-1}  (k x N)
     ptdf = np.zeros((cols.size, N))
     if cols.size and net.nonref_nodes.size:
-        b_red = sp.csc_matrix(reduced(net.bbus, net)[net.nonref_nodes])
-        rhs = reduced(net.bf, net)[cols].toarray().T
-        ptdf[:, net.nonref_nodes] = spla.splu(b_red).solve(rhs).T
+        ptdf[:, net.nonref_nodes] = net.solve_b_red(reduced(net.bf, net)[cols].toarray().T).T
     # one unknown reference price per island that has generation (dead islands have no price)
     live_isl = np.unique(net.node_island[net.gen_node])
     island_col = np.full(int(net.node_island.max()) + 1, -1, np.int64)

@@ -16,10 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
-from ..errors import InputError, SolverError
+from ..errors import SolverError
 from ..network.arrays import NetworkArrays
 from .formulation import reduced
 
@@ -45,23 +43,11 @@ def decompose(net: NetworkArrays, lam: np.ndarray, mu_branch: np.ndarray, nu_ang
     rhs = reduced(net.bf, net).T @ mu_branch
     if np.any(nu_angle):
         rhs = rhs + reduced(net.incidence, net).T @ nu_angle
-    b_red = sp.csc_matrix(reduced(net.bbus, net)[net.nonref_nodes])
-    n_red = net.nonref_nodes.size
     lam_c = np.zeros_like(lam)
-    if n_red and np.any(rhs):
-        try:
-            lu = spla.splu(b_red)
-        except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
-            raise InputError(f"{net.name}: the reduced susceptance matrix is singular ({exc}): an island "
-                             "without a reference node, or branch susceptances that cancel (negative "
-                             "reactances); LMP components cannot be computed.") from exc
-        lam_c[net.nonref_nodes] = -lu.solve(np.asarray(rhs, dtype=float).reshape(n_red, -1))
-    island_ref = np.full(int(net.node_island.max()) + 1, -1, np.int64)
-    island_ref[net.node_island[net.ref_node]] = net.ref_node
-    ref_of_node = island_ref[net.node_island]
-    live = ref_of_node >= 0
-    energy = np.where(live[:, None], lam[np.maximum(ref_of_node, 0)], np.nan)
-    residual = float(np.nanmax(np.abs(lam - energy - lam_c)[live])) if live.any() else 0.0
+    if net.nonref_nodes.size and np.any(rhs):
+        lam_c[net.nonref_nodes] = -net.solve_b_red(rhs)
+    energy = lam[net.ref_of_node]
+    residual = float(np.max(np.abs(lam - energy - lam_c), initial=0.0))
     return NodePrices(lmp=lam, energy=energy, congestion=lam_c, residual=residual)
 
 

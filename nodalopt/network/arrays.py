@@ -14,6 +14,9 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..errors import InputError
 
 # generator kinds
 DISPATCHABLE = 0  #: cost-based unit with [pmin, pmax]
@@ -160,6 +163,29 @@ class NetworkArrays:
         mask = np.ones(self.n_node, bool)
         mask[self.ref_node] = False
         return np.flatnonzero(mask)
+
+    @cached_property
+    def ref_of_node(self) -> np.ndarray:
+        """Reference node of each node's island (every island has one, dead islands included)."""
+        island_ref = np.full(int(self.node_island.max()) + 1, -1, np.int64)
+        island_ref[self.node_island[self.ref_node]] = self.ref_node
+        return _ro(island_ref[self.node_island])
+
+    @cached_property
+    def _b_red_lu(self) -> spla.SuperLU:
+        """Sparse LU of the susceptance matrix without reference rows and columns (factorised once)."""
+        nr = self.nonref_nodes
+        b_red = sp.csc_matrix(sp.csc_matrix(self.bbus)[:, nr][nr])
+        try:
+            return spla.splu(b_red)
+        except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+            raise InputError(f"{self.name}: the reduced susceptance matrix is singular ({exc}): an island "
+                             "without a reference node, or branch susceptances that cancel (negative "
+                             "reactances); LMP components cannot be computed.") from exc
+
+    def solve_b_red(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve ``B_red x = rhs`` for (non-reference nodes x k) right-hand sides."""
+        return np.asarray(self._b_red_lu.solve(np.asarray(rhs, dtype=float).reshape(self.nonref_nodes.size, -1)))
 
     @cached_property
     def names_index(self) -> dict[str, dict[str, int]]:
