@@ -65,6 +65,7 @@ class _Built:
     ang_cons: list[cp.Constraint]
     cap: cp.Constraint | None = None
     T: int = 1
+    ext: Any = None  # a subclass's extra families (e.g. distribution feeders), see DCOPF._extension
 
 
 @dataclass
@@ -156,7 +157,8 @@ class DCOPF:
         # per-period problems need far fewer interior-point iterations than the joint one.
         self.coupled = self.T > 1 and (self.net.n_storage > 0 or co2_cap is not None
                                        or bool(np.isfinite(self.net.gen_ramp_up).any())
-                                       or bool(np.isfinite(self.net.gen_ramp_down).any()))
+                                       or bool(np.isfinite(self.net.gen_ramp_down).any())
+                                       or self._extension_couples_periods())
         self.T_model = self.T if (self.coupled or self.T == 1) else 1
         self._built = self._build(shed=voll is not None, elastic=False, T=self.T_model)
         self.build_s = time.perf_counter() - t0
@@ -169,6 +171,9 @@ class DCOPF:
         par = F.define_parameters(net, T)
         v = F.define_variables(net, T, shed=shed, elastic=elastic)
         demand = F.node_demand(net, par, T)
+        ext = self._extension(T, elastic)
+        if ext is not None:
+            demand = demand + ext.transmission_demand
         balance = F.nodal_balance(net, v, demand, T)
         flow_rows, flow_cons = F.flow_limits(net, v, T)
         ang_rows, ang_cons = F.angle_limits(net, v, T)
@@ -179,7 +184,11 @@ class DCOPF:
         if self.co2_cap is not None and self.ef is not None and not elastic:
             cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap)
             cons.append(cap)
+        if ext is not None:
+            cons += ext.constraints()
         obj = F.objective(net, v, par, T, dt, self.voll, ELASTIC_PENALTY if elastic else None)
+        if ext is not None and ext.objective is not None:
+            obj = obj + ext.objective
         # Objective and every row scaled by the same factor (duals and values unchanged, see
         # F.ScaledProblem); the references kept in _Built must be the scaled constraint objects.
         k = OBJECTIVE_SCALE.get(self.solver, 1.0)
@@ -187,8 +196,30 @@ class DCOPF:
         cons = [sc[id(c)] for c in cons]
         balance, cap = sc[id(balance)], (sc[id(cap)] if cap is not None else None)
         flow_cons, ang_cons = [sc[id(c)] for c in flow_cons], [sc[id(c)] for c in ang_cons]
+        if ext is not None:
+            ext.remap(sc)
         prob = F.ScaledProblem(obj, cons, k)
-        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons, cap, T)
+        return _Built(prob, v, par, balance, flow_rows, flow_cons, ang_rows, ang_cons, cap, T, ext)
+
+    # ------------------------------------------------ hooks for extended models
+    def _extension(self, T: int, elastic: bool) -> Any:
+        """Extra families of a subclass (None here).
+
+        The returned object provides ``transmission_demand`` (an (N, T) expression added to
+        the nodal demand), ``constraints()``, ``objective`` (or None) and ``remap(sc)`` (swap
+        its constraint objects for their scaled twins).
+        """
+        return None
+
+    def _extension_couples_periods(self) -> bool:
+        return False
+
+    def _load_factor(self) -> np.ndarray:
+        """Per-load multiplier applied to the resolved load profiles (1 here)."""
+        return np.ones(self.net.n_load)
+
+    def _set_extension_parameters(self, b: _Built, series: prof.Series, sl: slice) -> None:
+        return None
 
     def _c1(self) -> np.ndarray:
         """Linear cost per injector and period ($/MWh), carbon price adders included."""
@@ -201,7 +232,7 @@ class DCOPF:
         """Load periods ``t0 .. t0 + b.T`` of ``series`` into the problem's parameters."""
         sl = slice(t0, t0 + b.T)
         if self.net.n_load:
-            b.par.load.value = series.load_p[:, sl]
+            b.par.load.value = series.load_p[:, sl] * self._load_factor()[:, None]
         else:
             b.par.load.value = np.zeros((1, b.T))
         if b.par.pmin is not None:
@@ -209,6 +240,8 @@ class DCOPF:
         if b.par.pmax is not None:
             b.par.pmax.value = series.gen_pmax[b.par.hi_idx, sl]
         b.par.c1.value = self._c1()[:, sl]
+        if b.ext is not None:
+            self._set_extension_parameters(b, series, sl)
 
     # ----------------------------------------------------------------- solve
     def solve(self, profiles: Mapping[tuple[str, str], Any] | None = None) -> xr.Dataset:
@@ -370,7 +403,7 @@ class DCOPF:
         flow = np.asarray(net.bf @ raw.theta) + net.shift_flow[:, None]
         demand_node = np.repeat(net.node_fixed_demand[:, None], T, 1)
         if net.n_load:
-            demand_node = demand_node + net.node_matrix(net.load_node) @ series.load_p
+            demand_node = demand_node + net.node_matrix(net.load_node) @ (series.load_p * self._load_factor()[:, None])
         unique = unique_prices(net, flow, raw.p, series.gen_pmin, series.gen_pmax, raw.shed,
                                np.maximum(demand_node, 0.0))
         status = "optimal"
@@ -405,8 +438,11 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
 
     Parameters
     ----------
-    network : pandapowerNet, MatpowerCase, NetworkArrays, str or path
-        The network, or a case name / file for :func:`nodalopt.load_case`.
+    network : pandapowerNet, MatpowerCase, NetworkArrays, TDNetwork, str or path
+        The network, or a case name / file for :func:`nodalopt.load_case`.  A
+        :class:`nodalopt.TDNetwork` (transmission + radial feeders) is solved as one
+        centralized model with DLMPs (keywords ``losses``, ``loss_max_iter`` of
+        :class:`nodalopt.distribution.TDOPF`).
     hours : int, optional
         Number of periods. With ``hours > 1`` and no ``profiles`` the shipped
         24-hour demo shapes are applied (``data/profiles/demo_24h.csv``).
@@ -427,6 +463,15 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     ------
     InfeasibleError, UnboundedError, SolverError, InputError
     """
+    from ..distribution.td import TDNetwork
+
+    if isinstance(network, TDNetwork):  # transmission + feeders: the centralized T&D model
+        from ..distribution.model import TDOPF
+
+        if hours is None and profiles:
+            lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
+            hours = max(lengths) if lengths else None
+        return TDOPF(network, hours=hours, **kwargs).solve(profiles)
     if isinstance(network, str | os.PathLike) and Path(network).is_dir():  # a PyPSA-layout CSV folder
         from ..io.csv_folder import solve_csv_folder
 
