@@ -352,14 +352,14 @@ class TDOPF(DCOPF):
                 "dlmp_voltage": d.voltage, "dlmp_q": d.q_price, "vm_pu": np.sqrt(np.maximum(fr["v_full"], 0))}
         new = {k: xr.DataArray(vals[k].T, dims=dims, attrs={"units": u, "long_name": ln})
                for k, (u, ln) in attrs.items()}
-        new["p_substation"] = xr.DataArray(fr["psub"].T, dims=("time", "feeder"),
+        new["p_substation"] = xr.DataArray(fr["psub"].T, dims=("time", "substation"),
                                            attrs={"units": "MW", "long_name": "active power drawn from the "
                                                   "transmission bus"})
-        new["q_substation"] = xr.DataArray(fr["qsub"].T, dims=("time", "feeder"),
+        new["q_substation"] = xr.DataArray(fr["qsub"].T, dims=("time", "substation"),
                                            attrs={"units": "MVAr", "long_name": "reactive power drawn"})
         loss = np.zeros((fo.n_inst, self.T))
         np.add.at(loss, fo.inst_of_node[fo.child], fo.r[:, None] * self._model_L())
-        new["feeder_loss"] = xr.DataArray(loss.T, dims=("time", "feeder"),
+        new["feeder_loss"] = xr.DataArray(loss.T, dims=("time", "substation"),
                                           attrs={"units": "MW", "long_name": "series losses of the feeder"})
         el = fo.elements
         names, kinds, p = [], [], []
@@ -374,9 +374,14 @@ class TDOPF(DCOPF):
             p.append(fr["st"])
         coords: dict[str, Any] = {
             "dnode": ("dnode", fo.node_label.astype(str)),
-            "feeder_of_dnode": ("dnode", np.asarray(fo.names, dtype=str)[fo.inst_of_node]),
-            "feeder": ("feeder", np.asarray(fo.names, dtype=str)),
-            "feeder_bus": ("feeder", _bus_of_node(self.net, fo.inst_tnode)),
+            "feeder": ("dnode", np.asarray(fo.names, dtype=str)[fo.inst_of_node]),
+            "dnode_parent": ("dnode", fo.parent, {"long_name": "position of the upstream dnode (-1: substation)"}),
+            "dnode_branch": ("dnode", np.r_[np.array([""], dtype=object), fo.br_names][
+                np.where(fo.parent >= 0, np.searchsorted(fo.child, np.arange(fo.n_node)) + 1, 0)].astype(str),
+                {"long_name": "branch feeding the dnode"}),
+            "substation": ("substation", np.asarray(fo.names, dtype=str)),
+            "substation_bus": ("substation", _bus_of_node(self.net, fo.inst_tnode),
+                               {"long_name": "transmission bus the feeder hangs from"}),
         }
         if names:
             new["p_der"] = xr.DataArray(np.concatenate(p).T, dims=("time", "der"),
