@@ -221,6 +221,10 @@ class DCOPF:
     def _set_extension_parameters(self, b: _Built, series: prof.Series, sl: slice) -> None:
         return None
 
+    def _elastic_report(self, el: _Built) -> list[str]:
+        """Limits of the extension that the elastic re-solve ``el`` had to violate (none here)."""
+        return []
+
     def _c1(self) -> np.ndarray:
         """Linear cost per injector and period ($/MWh), carbon price adders included."""
         c1 = np.repeat(self.net.gen_c1[:, None], self.T, axis=1)
@@ -372,9 +376,15 @@ class DCOPF:
             order = np.argsort(-np.abs(net_mw[nodes, ts]))
             short = [(int(bus_of_node[n]) if bus_of_node[n] >= 0 else f"node:{n}", int(t),
                       float(net_mw[n, t])) for n, t in zip(nodes[order], ts[order], strict=True)]
-        if not short and otherwise is not None:
+        extra = self._elastic_report(el) if status == cp.OPTIMAL else []
+        if not short and not extra and otherwise is not None:
             return
         note = f" ({self.solver} itself reported '{otherwise.status}')" if otherwise is not None else ""
+        if extra:
+            more = f" (+{len(extra) - 8} more)" if len(extra) > 8 else ""
+            raise InfeasibleError(f"{self.net.name} with its attached network is infeasible{note}: an elastic "
+                                  f"re-solve has to violate {'; '.join(extra[:8])}{more}. Relax those limits or "
+                                  "reduce the loads there.", shortfall=short)
         if short:
             total = sum(abs(s[2]) for s in short)
             lines = "; ".join(f"bus {bus} hour {t}: {mw:+.3f} MW" for bus, t, mw in short[:8])

@@ -70,6 +70,11 @@ class FeederVars:
     ev: cp.Variable | None = None
     dP: cp.Variable | None = None  # (Bn, T) P - P0 (distance from the loss linearization point)
     dQ: cp.Variable | None = None
+    # elastic slacks (infeasibility diagnosis only)
+    s_vmax: cp.Variable | None = None
+    s_vmin: cp.Variable | None = None
+    s_poly: cp.Variable | None = None
+    s_sub: cp.Variable | None = None
 
 
 @dataclass
@@ -187,15 +192,18 @@ def voltage_drop(fo: Forest, v: FeederVars, vf: cp.Expression, L: cp.Expression,
     return v.v - cp.multiply(kc, drop) == 0
 
 
-def voltage_limits(fo: Forest, v: FeederVars, T: int
+def voltage_limits(fo: Forest, v: FeederVars, T: int, elastic: bool = False
                    ) -> tuple[np.ndarray, cp.Constraint | None, np.ndarray, cp.Constraint | None]:
     """vm_min^2 <= v <= vm_max^2 at the non-root nodes where the limit is finite."""
     hi = fo.vm_max[fo.child]
     lo = fo.vm_min[fo.child]
     hr = np.flatnonzero(np.isfinite(hi))
     lr = np.flatnonzero(np.isfinite(lo) & (lo > 0))
-    vmax = v.v[hr] <= _rep(hi[hr] ** 2, T) if hr.size else None
-    vmin = v.v[lr] >= _rep(lo[lr] ** 2, T) if lr.size else None
+    if elastic:
+        v.s_vmax = cp.Variable((hr.size, T), nonneg=True) if hr.size else None
+        v.s_vmin = cp.Variable((lr.size, T), nonneg=True) if lr.size else None
+    vmax = v.v[hr] <= _rep(hi[hr] ** 2, T) + (v.s_vmax if v.s_vmax is not None else 0) if hr.size else None
+    vmin = v.v[lr] >= _rep(lo[lr] ** 2, T) - (v.s_vmin if v.s_vmin is not None else 0) if lr.size else None
     return hr, vmax, lr, vmin
 
 
@@ -206,23 +214,31 @@ def polygon_matrices(n_rows: int, sel: np.ndarray, sides: int = POLYGON_SIDES) -
     return sp.csr_matrix(sp.kron(np.cos(th)[:, None], S)), sp.csr_matrix(sp.kron(np.sin(th)[:, None], S))
 
 
-def branch_limits(fo: Forest, v: FeederVars, T: int) -> tuple[np.ndarray, cp.Constraint | None]:
+def branch_limits(fo: Forest, v: FeederVars, T: int, elastic: bool = False
+                  ) -> tuple[np.ndarray, cp.Constraint | None]:
     """|S| <= rating as an outer polygon on the sending-end (P, Q) of rated branches."""
     rows = np.flatnonzero(np.isfinite(fo.rate))
     if not rows.size:
         return rows, None
     cp_, cq = polygon_matrices(fo.n_branch, rows)
-    rhs = np.tile(fo.rate[rows], POLYGON_SIDES)
-    return rows, cp_ @ v.P + cq @ v.Q <= _rep(rhs, T)
+    rhs: cp.Expression = cp.Constant(_rep(np.tile(fo.rate[rows], POLYGON_SIDES), T))
+    if elastic:
+        v.s_poly = cp.Variable((rows.size, T), nonneg=True)
+        rhs = rhs + np.vstack([np.eye(rows.size)] * POLYGON_SIDES) @ v.s_poly
+    return rows, cp_ @ v.P + cq @ v.Q <= rhs
 
 
-def substation_limits(fo: Forest, v: FeederVars, T: int) -> tuple[np.ndarray, cp.Constraint | None]:
+def substation_limits(fo: Forest, v: FeederVars, T: int, elastic: bool = False
+                      ) -> tuple[np.ndarray, cp.Constraint | None]:
     rows = np.flatnonzero(np.isfinite(fo.inst_sub_mva))
     if not rows.size:
         return rows, None
     cp_, cq = polygon_matrices(fo.n_inst, rows)
-    rhs = np.tile(fo.inst_sub_mva[rows], POLYGON_SIDES)
-    return rows, cp_ @ v.psub + cq @ v.qsub <= _rep(rhs, T)
+    rhs: cp.Expression = cp.Constant(_rep(np.tile(fo.inst_sub_mva[rows], POLYGON_SIDES), T))
+    if elastic:
+        v.s_sub = cp.Variable((rows.size, T), nonneg=True)
+        rhs = rhs + np.vstack([np.eye(rows.size)] * POLYGON_SIDES) @ v.s_sub
+    return rows, cp_ @ v.psub + cq @ v.qsub <= rhs
 
 
 def resource_limits(fo: Forest, v: FeederVars, par: FeederParams, T: int, dt: float,
@@ -289,8 +305,8 @@ def cost(fo: Forest, v: FeederVars, T: int, dt: float) -> cp.Expression | None:
     return dt * cp.sum(cp.hstack(terms)) if terms else None
 
 
-def build(fo: Forest, T: int, dt: float, flex_energy: np.ndarray | cp.Parameter | None, lt: LossTerms
-          ) -> tuple[FeederParams, FeederVars, FeederCons, cp.Expression | None]:
+def build(fo: Forest, T: int, dt: float, flex_energy: np.ndarray | cp.Parameter | None, lt: LossTerms,
+          elastic_penalty: float | None = None) -> tuple[FeederParams, FeederVars, FeederCons, cp.Expression | None]:
     """Every feeder family for all copies: parameters, variables, constraints, cost.
 
     The loss terms ``lt`` enter as constants.  As DPP Parameters they would multiply
@@ -305,14 +321,19 @@ def build(fo: Forest, T: int, dt: float, flex_energy: np.ndarray | cp.Parameter 
     wp, wq = withdrawals(fo, v, par, vf, T)
     pbal, qbal = power_balance(fo, v, wp, wq, L, T)
     vdef = voltage_drop(fo, v, vf, L, T)
-    hr, vmax, lr, vmin = voltage_limits(fo, v, T)
-    prow, poly = branch_limits(fo, v, T)
-    srow, sub = substation_limits(fo, v, T)
+    el = elastic_penalty is not None
+    hr, vmax, lr, vmin = voltage_limits(fo, v, T, el)
+    prow, poly = branch_limits(fo, v, T, el)
+    srow, sub = substation_limits(fo, v, T, el)
     curv_cons, curv = loss_curvature(v, lt)
     cons = FeederCons(pbal=pbal, qbal=qbal, vdef=vdef, vmax=vmax, vmin=vmin, vmax_rows=hr, vmin_rows=lr,
                       poly=poly, poly_rows=prow, sub=sub, sub_rows=srow,
                       other=resource_limits(fo, v, par, T, dt, flex_energy) + curv_cons)
     c = cost(fo, v, T, dt)
+    slacks = [s for s in (v.s_vmax, v.s_vmin, v.s_poly, v.s_sub) if s is not None]
+    if elastic_penalty is not None and slacks:
+        pen = elastic_penalty * cp.sum(cp.hstack([cp.sum(s) for s in slacks]))
+        c = pen if c is None else c + pen
     if curv is None:
         return par, v, cons, c
     return par, v, cons, curv if c is None else c + curv

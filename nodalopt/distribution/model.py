@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import profiles as prof
-from ..dcopf.model import DCOPF, _Built, _Raw, _val
+from ..dcopf.model import DCOPF, ELASTIC_PENALTY, _Built, _Raw, _val
 from ..errors import ConvergenceError, InputError
 from . import lindistflow as LD
 from .acflow import BranchFlow, branch_flow
@@ -117,7 +117,8 @@ class TDOPF(DCOPF):
         flex_energy = None
         if fo.elements["flex"]["names"].size:
             flex_energy = cp.Parameter(fo.elements["flex"]["names"].size, name="FlexLoad-energy")
-        par, v, cons, obj = LD.build(fo, T, self.dt, flex_energy, self._lt)
+        par, v, cons, obj = LD.build(fo, T, self.dt, flex_energy, self._lt,
+                                     elastic_penalty=ELASTIC_PENALTY if elastic else None)
         self._flex_energy = flex_energy
         tmat = self.net.node_matrix(fo.inst_tnode)  # (N, I)
         return _FeederPart(par=par, vars=v, cons=cons, objective=obj, transmission_demand=tmat @ v.psub)
@@ -182,6 +183,32 @@ class TDOPF(DCOPF):
         if self._flex_energy is not None:
             self._flex_energy.value = fs.flex_p[:, sl].sum(axis=1) * self.dt
         self._cur_sl = sl
+
+    def _elastic_report(self, el: _Built) -> list[str]:
+        """Feeder limits the elastic re-solve violated, largest first: branch / substation MVA, voltages."""
+        fo, v, c = self.fo, el.ext.vars, el.ext.cons
+        found: list[tuple[float, str]] = []
+        times = prof.make_time(self.T, self.dt, self.start, None)
+
+        def add(slack: cp.Variable | None, names: np.ndarray, what: str, unit: str, conv: Any) -> None:
+            if slack is None or slack.value is None:
+                return
+            val = np.asarray(slack.value, dtype=float)
+            rows, ts = np.nonzero(val > 1e-4)
+            for r_, t_ in zip(rows, ts, strict=True):
+                amount = float(conv(val[r_, t_], r_))
+                found.append((amount, f"{what} of {names[r_]} by {amount:.4f} {unit} at {times[t_]}"))
+
+        add(v.s_poly, fo.br_names[c.poly_rows], "the MVA rating", "MVA", lambda s, r: s)
+        add(v.s_sub, np.asarray(fo.names, dtype=object)[c.sub_rows], "the substation limit", "MVA", lambda s, r: s)
+        child = fo.child
+        vmax, vmin = fo.vm_max[child[c.vmax_rows]], fo.vm_min[child[c.vmin_rows]]
+        add(v.s_vmax, fo.node_label[child[c.vmax_rows]], "the upper voltage limit", "pu",
+            lambda s, r: np.sqrt(vmax[r] ** 2 + s) - vmax[r])
+        add(v.s_vmin, fo.node_label[child[c.vmin_rows]], "the lower voltage limit", "pu",
+            lambda s, r: vmin[r] - np.sqrt(max(vmin[r] ** 2 - s, 0.0)))
+        found.sort(key=lambda x: -x[0])
+        return [f[1] for f in found]
 
     def _extension_couples_periods(self) -> bool:
         # one joint problem: the loss terms are constants that differ per period, and the

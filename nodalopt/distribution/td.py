@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -318,27 +319,27 @@ class Forest:
         k = nodes.size
         return sp.csr_matrix((np.ones(k), (nodes, np.arange(k))), shape=(self.n_node, k))
 
-    @property
+    @cached_property
     def cin(self) -> sp.csr_matrix:
         """(M, Bn): +1 at each branch's child node."""
         return self.node_matrix(self.child)
 
-    @property
+    @cached_property
     def cout(self) -> sp.csr_matrix:
         """(M, Bn): +1 at each branch's parent node."""
         return self.node_matrix(self.parent[self.child])
 
-    @property
+    @cached_property
     def par(self) -> sp.csr_matrix:
         """(Bn, M) selects each branch's parent node."""
         return sp.csr_matrix(self.cout.T)
 
-    @property
+    @cached_property
     def roots(self) -> sp.csr_matrix:
         """(M, I): +1 at each copy's root."""
         return self.node_matrix(self.inst_node0)
 
-    @property
+    @cached_property
     def subtree(self) -> sp.csr_matrix:
         """(Bn, M): 1 where the node lies below the branch (the branch is on the node's path to its root)."""
         M = self.n_node
@@ -357,7 +358,7 @@ class Forest:
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         return sp.csr_matrix((np.ones(r.size), (r, c)), shape=(self.n_branch, M))
 
-    @property
+    @cached_property
     def ratio_path(self) -> np.ndarray:
         """(M,) product of kc*kp along each node's path from the root (1 without transformer ratios)."""
         return np.exp(np.asarray(self.subtree.T @ np.log(self.kc * self.kp))).ravel()
