@@ -36,3 +36,42 @@ def ev_fleet(n: int = 4, bus: int = 24, p_max_mw: float = 0.05, energy_mwh: floa
     """``n`` identical EVs at ``bus`` charging ``energy_mwh`` each between ``arrival`` and ``departure``."""
     return pd.DataFrame({"name": [f"ev{k}" for k in range(n)], "bus": bus, "p_max_mw": p_max_mw,
                          "energy_mwh": energy_mwh, "arrival": arrival, "departure": departure})
+
+
+#: feeder templates the command line knows by name
+FEEDERS = {
+    "case33bw": lambda: __import__("pandapower.networks", fromlist=["case33bw"]).case33bw(),
+    "case33bw_der": case33bw_der,
+    "cigre_mv": lambda: __import__("pandapower.networks", fromlist=["x"]).create_cigre_network_mv(with_der="pv_wind"),
+}
+
+
+def spread_feeders(td: object, feeder_net: object, n: int, prefix: str = "f", evs: pd.DataFrame | None = None,
+                   buses: int = 40) -> list[str]:
+    """Attach ``n`` copies of ``feeder_net`` round-robin over the ``buses`` largest-load transmission buses.
+
+    Each copy replaces its base load of the bus's own load while the bus has enough left, and is
+    put on top of the bus load otherwise.  Returns the feeder names.
+    """
+    import numpy as np
+
+    from .td import TDNetwork
+
+    assert isinstance(td, TDNetwork)
+    tn = td.transmission
+    bus_load = np.bincount(tn.load_node, weights=tn.load_p, minlength=tn.n_node) if tn.n_load else \
+        np.zeros(tn.n_node)
+    order = np.argsort(-bus_load[tn.bus_node], kind="stable")[:buses]
+    tmpl = td.template(feeder_net, prefix)
+    need = float(tmpl.load_p.sum() + tmpl.flex_p.sum())
+    left = bus_load[tn.bus_node][order].copy()
+    names = []
+    for i in range(n):  # one call per attached copy
+        k = i % order.size
+        replace = bool(left[k] >= need)
+        if replace:
+            left[k] -= need
+        name = f"{prefix}{i}"
+        td.add_feeder(name, feeder_net, at_bus=int(tn.bus_ids[order[k]]), replace=replace, evs=evs)
+        names.append(name)
+    return names

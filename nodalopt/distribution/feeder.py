@@ -46,8 +46,15 @@ def _in_service(df: pd.DataFrame) -> pd.DataFrame:
     if not len(df):
         return df
     if "in_service" in df.columns:
-        return df[df.in_service.fillna(True).to_numpy(bool)]
+        return df[_flag(df, "in_service", True)]
     return df
+
+
+def _flag(df: pd.DataFrame, name: str, default: bool) -> np.ndarray:
+    """Boolean column, NaN read as ``default`` (no fillna: object columns would warn about downcasting)."""
+    if name not in df.columns:
+        return np.full(len(df), default, bool)
+    return np.where(df[name].isna().to_numpy(), default, df[name].to_numpy(dtype=object)).astype(bool)
 
 
 def _col(df: pd.DataFrame, name: str, default: float) -> np.ndarray:
@@ -240,8 +247,8 @@ def _tree(n: int, f: np.ndarray, t: np.ndarray, root: int, names: np.ndarray, no
     return np.asarray(order, np.int64), parent, pbr, depth
 
 
-def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float = DEFAULT_VM_MIN,
-                   vm_max_pu: float = DEFAULT_VM_MAX) -> FeederArrays:
+def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float | None = None,
+                   vm_max_pu: float | None = None) -> FeederArrays:
     """Compile a radial pandapower net into a :class:`FeederArrays` template.
 
     The ext_grid bus becomes the root (the substation, connected to a
@@ -283,6 +290,11 @@ def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float = DEFAULT_VM
             * line.length_km.to_numpy(float)
         V.check_positive(z, _names("line", line.index), "r_ohm_per_km/x_ohm_per_km",
                          f"feeder '{name}' net.line (zero impedance)")
+
+    for t, cols in (("load", ("p_mw", "q_mvar")), ("sgen", ("p_mw", "q_mvar"))):  # before runpp chokes on NaN
+        df = _in_service(net[t])
+        for c in (c for c in cols if len(df) and c in df.columns):
+            V.check_finite(df[c].to_numpy(float), _names(t, df.index), c, f"feeder '{name}' net.{t}")
 
     # pandapower's own AC conversion (switches, trafos, pi shunts) on a copy: runpp also tells
     # whether the feeder has a power-flow solution at its base load
@@ -387,10 +399,11 @@ def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float = DEFAULT_VM
     def node_of(df: pd.DataFrame) -> np.ndarray:
         return node_of_ppc[bus_lookup[df.bus.to_numpy()]]
 
-    vmin = np.full(n, float(vm_min_pu))
-    vmax = np.full(n, float(vm_max_pu))
-    for c, arr in (("min_vm_pu", vmin), ("max_vm_pu", vmax)):
-        if c in net.bus.columns:
+    # an explicit vm_min_pu / vm_max_pu applies to every bus; otherwise the bus columns, else the defaults
+    vmin = np.full(n, float(vm_min_pu if vm_min_pu is not None else DEFAULT_VM_MIN))
+    vmax = np.full(n, float(vm_max_pu if vm_max_pu is not None else DEFAULT_VM_MAX))
+    for c, arr, given in (("min_vm_pu", vmin, vm_min_pu), ("max_vm_pu", vmax, vm_max_pu)):
+        if c in net.bus.columns and given is None:
             vals = net.bus[c].reindex(pp_bus[node_ppc]).to_numpy(float)
             arr[:] = np.where(np.isfinite(vals), vals, arr)
     if (vmin > vmax).any():
@@ -405,7 +418,7 @@ def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float = DEFAULT_VM
         if len(ld):
             V.check_finite(ld[c].to_numpy(float), lnames, c, f"feeder '{name}' net.load")
     lscale = _col(ld, "scaling", 1.0)
-    ctrl = ld.controllable.fillna(False).to_numpy(bool) if "controllable" in ld.columns else np.zeros(len(ld), bool)
+    ctrl = _flag(ld, "controllable", False)
     fixed, flex = ld[~ctrl], ld[ctrl]
     fl_names = _names("load", flex.index)
     fl_p = flex.p_mw.to_numpy(float) * lscale[ctrl] if len(flex) else np.zeros(0)
@@ -416,8 +429,7 @@ def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float = DEFAULT_VM
         V.check_bounds_order(fl_min, fl_max, fl_names, "min_p_mw", "max_p_mw", f"feeder '{name}' net.load")
     # ---- sgens: renewable (uncontrollable, curtailable) or dispatchable -------------
     sg = _in_service(net.sgen)
-    sg_ctrl = sg.controllable.fillna(False).to_numpy(bool) if "controllable" in sg.columns \
-        else np.zeros(len(sg), bool)
+    sg_ctrl = _flag(sg, "controllable", False)
     ren, dg = sg[~sg_ctrl], sg[sg_ctrl]
     rnames, dnames = _names("sgen", ren.index), _names("sgen", dg.index)
     if len(ren):
@@ -437,8 +449,7 @@ def compile_feeder(net: Any, name: str = "feeder", vm_min_pu: float = DEFAULT_VM
         V.check_bounds_order(d_min, d_max, dnames, "min_p_mw", "max_p_mw", f"feeder '{name}' net.sgen")
     # ---- storage --------------------------------------------------------------------
     st = _in_service(net.storage)
-    st_ctrl = st.controllable.fillna(False).to_numpy(bool) if "controllable" in st.columns \
-        else np.ones(len(st), bool)
+    st_ctrl = _flag(st, "controllable", False) if "controllable" in st.columns else np.ones(len(st), bool)
     s = st[st_ctrl] if len(st) else st
     snames = _names("storage", s.index)
     lo, hi = _col(s, "min_p_mw", np.nan), _col(s, "max_p_mw", np.nan)

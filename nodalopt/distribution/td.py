@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from ..errors import InputError
 from ..network import compile_network
 from ..network.arrays import NetworkArrays
-from .feeder import DEFAULT_VM_MAX, DEFAULT_VM_MIN, FeederArrays, compile_feeder
+from .feeder import FeederArrays, compile_feeder
 
 EV_COLUMNS = ("bus", "p_max_mw", "energy_mwh", "arrival", "departure")
 
@@ -60,7 +60,7 @@ class TDNetwork:
 
     def __init__(self, transmission: Any, dc_model: str = "pandapower") -> None:
         self.transmission = compile_network(transmission, dc_model=dc_model)
-        self._templates: dict[tuple[int, float, float], tuple[Any, FeederArrays]] = {}
+        self._templates: dict[tuple[int, float | None, float | None], tuple[Any, FeederArrays]] = {}
         self.feeders: list[FeederCopy] = []
 
     def __repr__(self) -> str:
@@ -71,10 +71,10 @@ class TDNetwork:
     def n_dnode(self) -> int:
         return int(sum(f.template.n_node for f in self.feeders))
 
-    def template(self, feeder_net: Any, name: str, vm_min_pu: float = DEFAULT_VM_MIN,
-                 vm_max_pu: float = DEFAULT_VM_MAX) -> FeederArrays:
+    def template(self, feeder_net: Any, name: str, vm_min_pu: float | None = None,
+                 vm_max_pu: float | None = None) -> FeederArrays:
         """The compiled template of ``feeder_net`` (compiled once per net object and voltage limits)."""
-        key = (id(feeder_net), float(vm_min_pu), float(vm_max_pu))
+        key = (id(feeder_net), vm_min_pu, vm_max_pu)
         hit = self._templates.get(key)
         if hit is not None and hit[0] is feeder_net:
             return hit[1]
@@ -87,7 +87,7 @@ class TDNetwork:
     def add_feeder(self, name: str, feeder_net: Any, at_bus: int, scale: float = 1.0, *, replace: bool = True,
                    substation_mva: float | None = None, evs: pd.DataFrame | None = None,
                    profiles: Mapping[tuple[str, str], Any] | None = None,
-                   vm_min_pu: float = DEFAULT_VM_MIN, vm_max_pu: float = DEFAULT_VM_MAX) -> FeederCopy:
+                   vm_min_pu: float | None = None, vm_max_pu: float | None = None) -> FeederCopy:
         """Attach a radial feeder to transmission bus ``at_bus``.
 
         Parameters
@@ -115,8 +115,9 @@ class TDNetwork:
             Feeder profiles keyed like :mod:`nodalopt.profiles`: ``("load", "p_mw")``,
             ``("sgen", "p_mw")`` as a DataFrame (time x element index of ``feeder_net``, MW
             before ``scale``) or a 1-D scaling per period.
-        vm_min_pu, vm_max_pu : float
-            Voltage limits where the feeder's buses carry no ``min_vm_pu`` / ``max_vm_pu``.
+        vm_min_pu, vm_max_pu : float, optional
+            Voltage limits (pu) for every bus of the feeder.  When not given, each bus's
+            ``min_vm_pu`` / ``max_vm_pu`` apply, else 0.9 / 1.1.
         """
         if not isinstance(name, str) or not name or ":" in name:
             raise InputError(f"feeder name must be a non-empty string without ':', got {name!r}.")
@@ -155,7 +156,7 @@ def _check_evs(evs: pd.DataFrame, tmpl: FeederArrays, name: str) -> pd.DataFrame
     bad = ~np.isfinite(vals)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise InputError(f"feeder {name!r}: evs row {evs.index[r]!r} column '{EV_COLUMNS[c]}' is NaN or inf.")
+        raise InputError(f"feeder {name!r}: evs row {evs.index.tolist()[r]!r} column '{EV_COLUMNS[c]}' is NaN or inf.")
     known = set(tmpl.node_bus[tmpl.node_bus >= 0].tolist())
     unknown = [b for b in evs.bus.astype(int).tolist() if b not in known]
     if unknown:
@@ -164,7 +165,7 @@ def _check_evs(evs: pd.DataFrame, tmpl: FeederArrays, name: str) -> pd.DataFrame
     if (evs.p_max_mw <= 0).any() or (evs.energy_mwh < 0).any():
         raise InputError(f"feeder {name!r}: evs need p_max_mw > 0 and energy_mwh >= 0.")
     if (evs.departure <= evs.arrival).any() or (evs.arrival < 0).any():
-        r = evs.index[(evs.departure <= evs.arrival) | (evs.arrival < 0)][0]
+        r = evs.index[(evs.departure <= evs.arrival) | (evs.arrival < 0)].tolist()[0]
         raise InputError(f"feeder {name!r}: evs row {r!r} needs 0 <= arrival < departure (period indices).")
     return evs.copy()
 
