@@ -1,12 +1,14 @@
 """nodalopt: nodal electricity prices (LMPs) from power networks."""
 
+from .admm.coordinator import ADMM, ADMMSettings
 from .dcopf import DCOPF, solve
 from .distribution import TDOPF, TDNetwork
 from .errors import ConvergenceError, InfeasibleError, InputError, NodalOptError, SolverError, UnboundedError
 from .network import MatpowerCase, NetworkArrays, compile_network, load_case
 from .results import to_netcdf
 
-__all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "load_case", "compile_network", "NetworkArrays", "MatpowerCase",
+__all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "ADMM", "ADMMSettings",
+           "load_case", "compile_network", "NetworkArrays", "MatpowerCase",
            "to_netcdf", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
            "SolverError", "ConvergenceError"]
 __version__ = "0.1.0"

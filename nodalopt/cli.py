@@ -41,6 +41,12 @@ def summarize(ds: Any) -> str:
         lines.append(f"LME          min {float(ds.lme.min()):.4f}  max {float(ds.lme.max()):.4f} tCO2/MWh   "
                      f"carbon intensity min {float(ds.carbon_intensity.min()):.4f}  "
                      f"max {float(ds.carbon_intensity.max()):.4f} tCO2/MWh")
+    if "dlmp" in ds:
+        lines.append(f"DLMP         min {float(ds.dlmp.min()):.4f}  max {float(ds.dlmp.max()):.4f} $/MWh at "
+                     f"{ds.sizes['dnode']} feeder nodes of {ds.sizes['substation']} feeders; vm "
+                     f"{float(ds.vm_pu.min()):.4f}..{float(ds.vm_pu.max()):.4f} pu; loss iterations "
+                     f"{a.get('loss_iterations')}" + (f"; ADMM iterations {a['admm_iterations']}"
+                                                      if "admm_iterations" in a else ""))
     if "load_shed" in ds and float(ds.load_shed.sum()) > 0:
         lines.append(f"load shed    {float(ds.load_shed.sum()) * a.get('period_hours', 1):.3f} MWh")
     return "\n".join(lines)
@@ -65,15 +71,48 @@ def _cmd_solve(args: argparse.Namespace) -> int:
             print(f"written      {args.output}")
         return EXIT_OK
     net = load_case(args.case)
-    model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
-                  solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
-                  co2_cap=args.co2_cap, emission_factors=args.emission_factors)
-    ds = model.solve()
+    if args.feeders or args.method != "central":
+        ds = _solve_td(net, args)
+    else:
+        model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
+                      solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
+                      co2_cap=args.co2_cap, emission_factors=args.emission_factors)
+        ds = model.solve()
     print(summarize(ds))
     if args.output:
         to_netcdf(ds, args.output)
         print(f"written      {args.output}")
     return EXIT_OK
+
+
+def _solve_td(net: Any, args: argparse.Namespace) -> Any:
+    """Transmission + feeders (``--feeders NAME:COUNT``), centralized or by ADMM (``--method admm``)."""
+    from .distribution import TDNetwork
+    from .distribution.examples import FEEDERS, ev_fleet, spread_feeders
+
+    if not args.feeders:
+        raise errors.InputError("--method admm needs feeders: add --feeders case33bw_der:20 (names: "
+                                f"{sorted(FEEDERS)}).")
+    td = TDNetwork(net, dc_model=args.dc_model)
+    for spec in args.feeders:
+        name, _, count = spec.partition(":")
+        if name not in FEEDERS:
+            raise errors.InputError(f"--feeders {spec!r}: unknown feeder {name!r}; known: {sorted(FEEDERS)}.")
+        try:
+            n = int(count or 1)
+        except ValueError:
+            raise errors.InputError(f"--feeders {spec!r}: COUNT must be an integer.") from None
+        spread_feeders(td, FEEDERS[name](), n, prefix=f"{name}_", evs=ev_fleet() if name == "case33bw_der" else None)
+    kw = dict(hours=args.hours, period_hours=args.period_hours, voll=args.voll, solver=args.solver)
+    if args.method == "admm":
+        from .admm.coordinator import ADMM, ADMMSettings
+
+        st = ADMMSettings(progress=True)
+        return ADMM(td, st, executor="dask" if args.workers else "inprocess", workers=args.workers,
+                    scheduler=args.scheduler, **kw).solve()
+    from .distribution import TDOPF
+
+    return TDOPF(td, **kw).solve()
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -100,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--co2-cap", type=float, default=None, help="CO2 cap over the horizon, tCO2")
     s.add_argument("--emission-factors", default="network", choices=["network", "synthetic"],
                    help="'network': co2_t_per_mwh / fuel columns; 'synthetic': documented assignment by cost")
+    s.add_argument("--feeders", action="append", default=[], metavar="NAME:COUNT",
+                   help="attach COUNT copies of a distribution feeder (case33bw, case33bw_der, cigre_mv) to the "
+                        "largest-load buses; the result gains DLMPs (repeatable)")
+    s.add_argument("--method", default="central", choices=["central", "admm"],
+                   help="T&D solve: one centralized model, or ADMM between transmission and feeders")
+    s.add_argument("--workers", type=int, default=None,
+                   help="ADMM feeder updates on a local Dask cluster with this many workers (else in-process)")
+    s.add_argument("--scheduler", default=None, help="ADMM on an existing Dask scheduler (tcp://host:port)")
     s.add_argument("-o", "--output", default=None, help="write the result Dataset to this netCDF file")
     s.set_defaults(func=_cmd_solve)
     b = sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")
@@ -129,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (errors.InfeasibleError, errors.UnboundedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INFEASIBLE
-    except errors.SolverError as exc:
+    except (errors.SolverError, errors.ConvergenceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SOLVER
 

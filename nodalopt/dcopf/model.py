@@ -452,7 +452,10 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         The network, or a case name / file for :func:`nodalopt.load_case`.  A
         :class:`nodalopt.TDNetwork` (transmission + radial feeders) is solved as one
         centralized model with DLMPs (keywords ``losses``, ``loss_max_iter`` of
-        :class:`nodalopt.distribution.TDOPF`).
+        :class:`nodalopt.distribution.TDOPF`), or with ``method="admm"`` by ADMM between
+        transmission and feeders (keywords ``settings`` (:class:`nodalopt.ADMMSettings`),
+        ``executor``, ``workers``, ``scheduler``, ``resume``, ``warm_start`` of
+        :class:`nodalopt.admm.coordinator.ADMM`).
     hours : int, optional
         Number of periods. With ``hours > 1`` and no ``profiles`` the shipped
         24-hour demo shapes are applied (``data/profiles/demo_24h.csv``).
@@ -475,12 +478,21 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     """
     from ..distribution.td import TDNetwork
 
-    if isinstance(network, TDNetwork):  # transmission + feeders: the centralized T&D model
-        from ..distribution.model import TDOPF
-
+    if isinstance(network, TDNetwork):  # transmission + feeders: centralized model or ADMM
         if hours is None and profiles:
             lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
             hours = max(lengths) if lengths else None
+        method = kwargs.pop("method", "central")
+        if method == "admm":
+            from ..admm.coordinator import ADMM
+
+            resume, warm = kwargs.pop("resume", False), kwargs.pop("warm_start", None)
+            return ADMM(network, kwargs.pop("settings", None), hours=hours, **kwargs).solve(
+                profiles, resume=resume, warm_start=warm)
+        if method != "central":
+            raise InputError(f"method must be 'central' or 'admm', got {method!r}.")
+        from ..distribution.model import TDOPF
+
         return TDOPF(network, hours=hours, **kwargs).solve(profiles)
     if isinstance(network, str | os.PathLike) and Path(network).is_dir():  # a PyPSA-layout CSV folder
         from ..io.csv_folder import solve_csv_folder

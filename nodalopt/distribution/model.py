@@ -337,8 +337,8 @@ class TDOPF(DCOPF):
                 poly=dual(c.poly, (-1, T)) if c.poly is not None else np.zeros((0, T)), poly_rows=c.poly_rows,
                 sub=dual(c.sub, (-1, T)) if c.sub is not None else np.zeros((0, T)), sub_rows=c.sub_rows,
                 lmp_root=raw.lam[fo.inst_tnode],
-                grad_p=2 * self._lt.prox ** 2 * _val(v.dP) / dt,
-                grad_q=2 * self._lt.prox ** 2 * _val(v.dQ) / dt),
+                grad_p=2 * self._lt.prox[:, sl] ** 2 * (_val(v.P) - self._lt.P0[:, sl]) / dt,
+                grad_q=2 * self._lt.prox[:, sl] ** 2 * (_val(v.Q) - self._lt.Q0[:, sl]) / dt),
             P=_val(v.P), Q=_val(v.Q), v_full=vfull, psub=_val(v.psub), qsub=_val(v.qsub),
             inj=inj, st=st, wp=np.asarray(wp), wq=np.asarray(wq),
             e=_val(v.e) if v.e is not None else None))

@@ -62,6 +62,7 @@ class TDNetwork:
         self.transmission = compile_network(transmission, dc_model=dc_model)
         self._templates: dict[tuple[int, float | None, float | None], tuple[Any, FeederArrays]] = {}
         self.feeders: list[FeederCopy] = []
+        self._names: set[str] = set()
 
     def __repr__(self) -> str:
         return (f"TDNetwork({self.transmission.name}: {self.transmission.n_node} buses, "
@@ -121,7 +122,7 @@ class TDNetwork:
         """
         if not isinstance(name, str) or not name or ":" in name:
             raise InputError(f"feeder name must be a non-empty string without ':', got {name!r}.")
-        if any(f.name == name for f in self.feeders):
+        if name in self._names:
             raise InputError(f"feeder name {name!r} is already used; give each feeder a unique name.")
         if not (np.isfinite(scale) and scale > 0):
             raise InputError(f"feeder {name!r}: scale must be a positive number, got {scale!r}.")
@@ -137,6 +138,7 @@ class TDNetwork:
                            substation_mva=float(substation_mva) if substation_mva is not None else np.inf,
                            evs=evs, profiles=profiles)
         self.feeders.append(copy_)
+        self._names.add(name)
         return copy_
 
     def forest(self) -> Forest:

@@ -1,0 +1,600 @@
+"""Consensus ADMM between the transmission DC-OPF and every distribution feeder.
+
+The coupling is the power each feeder copy draws at its substation in each period: the
+transmission operator sees it as ``d`` (a demand at the bus), the feeder as ``p`` (its
+root import); ADMM drives ``d - p`` to zero.  Scaled form with over-relaxation ``alpha``:
+
+    d+  = argmin f_T(d) + rho/2 ||d - p + u||^2          (cvxpy, DPP Parameters, compiled once)
+    dh  = alpha d+ + (1 - alpha) p
+    p+  = argmin f_F(p) + rho/2 ||p - (dh + u)||^2        (batched QP kernel, all feeders at once)
+    u+  = u + dh - p+
+
+At convergence ``-rho u / dt`` is the transmission LMP at each feeder's bus, and the
+feeder subproblems' balance duals are the DLMPs.  Feeder losses are settled exactly as in
+the centralized model (:class:`nodalopt.distribution.TDOPF`): when the ADMM residuals are
+small, an AC branch-flow sweep at the feeders' dispatch re-linearizes the losses (with the
+SQP curvature term), the feeder QPs are rebuilt and ADMM continues from where it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import xarray as xr
+
+from .. import profiles as prof
+from ..dcopf.model import DCOPF, _Built, _Raw, _val
+from ..distribution import lindistflow as LD
+from ..distribution.model import TDOPF
+from ..distribution.prices import FeederDuals
+from ..distribution.td import TDNetwork
+from ..errors import ConvergenceError, InputError, NodalOptError
+from . import feeder_qp as FQ
+from .qp import QPBatch, QPResult, QPSettings
+
+
+@dataclass
+class ADMMSettings:
+    """Settings of the ADMM coordinator.
+
+    Attributes
+    ----------
+    rho : float
+        Initial penalty ($ per MW^2 over one period; prices are ``rho * u / dt``).
+    alpha : float
+        Over-relaxation (1 = plain ADMM; 1.5-1.8 usually faster).
+    eps_abs, eps_rel : float
+        Primal / dual residual tolerances (MW, relative), as Boyd et al. (2011) section 3.3.
+    price_tol : float
+        Largest change of any substation price between two iterations ($/MWh) to stop.
+    max_iter : int
+        Iteration limit; reaching it raises :class:`ConvergenceError` unless
+        ``return_unconverged``.
+    balance_mu, balance_tau, balance_every, balance_until : residual balancing of rho
+        (rho is multiplied / divided by tau when one residual exceeds mu times the other,
+        checked every ``balance_every`` iterations up to ``balance_until``).
+    checkpoint : path, optional
+        File (``.npz``) the coordinator state is written to every ``checkpoint_every``
+        iterations; ``resume=True`` in :func:`solve_admm` continues from it.
+    """
+
+    rho: float = 5.0
+    alpha: float = 1.6
+    eps_abs: float = 1e-5
+    eps_rel: float = 1e-6
+    price_tol: float = 1e-4
+    max_iter: int = 3000
+    balance_mu: float = 10.0
+    balance_tau: float = 2.0
+    balance_every: int = 10
+    balance_until: int = 1000
+    return_unconverged: bool = False
+    checkpoint: str | None = None
+    checkpoint_every: int = 25
+    progress: bool = False
+    price_start: bool = True  # initial prices from a transmission solve at the feeders' base imports
+    callback: Callable[[int, Any], None] | None = None  # called as callback(iteration, admm) after each iteration
+    qp: QPSettings = field(default_factory=lambda: QPSettings(eps_abs=1e-7, eps_rel=1e-7, scaling=0, max_iter=50000))
+
+
+class _Coupling:
+    """Transmission-side ADMM block: the imports ``d`` and the penalty ``rho/2 ||d - c||^2``."""
+
+    def __init__(self, tmat: Any, n_inst: int, T: int) -> None:
+        self.d = cp.Variable((n_inst, T), name="Substation-p_transmission")
+        self.w = cp.Parameter(nonneg=True, name="ADMM-sqrt_half_rho")
+        self.lin = cp.Parameter((n_inst, T), name="ADMM-linear")
+        self.s = cp.Variable(name="ADMM-linear_term")
+        self.transmission_demand = tmat @ self.d
+        # the parameterized linear term sits in a constraint (see dcopf.formulation.linear_cost)
+        self._cons: list[cp.Constraint] = [self.s == cp.sum(cp.multiply(self.lin, self.d))]
+        self.objective = cp.sum_squares(self.w * self.d) + self.s
+
+    def constraints(self) -> list[cp.Constraint]:
+        return self._cons
+
+    def remap(self, sc: dict[int, cp.Constraint]) -> None:
+        self._cons = [sc[id(c)] for c in self._cons]
+
+
+class _Transmission(DCOPF):
+    """The transmission subproblem: the DC-OPF with each feeder replaced by its ADMM block."""
+
+    def __init__(self, owner: ADMM, **kwargs: Any) -> None:
+        self.owner = owner
+        super().__init__(owner.td.transmission, **kwargs)
+
+    def _extension(self, T: int, elastic: bool) -> _Coupling:
+        fo = self.owner.fo
+        return _Coupling(self.net.node_matrix(fo.inst_tnode), fo.n_inst, T)
+
+    def _extension_couples_periods(self) -> bool:
+        return True
+
+    def _load_factor(self) -> np.ndarray:
+        return self.owner._load_factor()
+
+    def _set_extension_parameters(self, b: _Built, series: prof.Series, sl: slice) -> None:
+        c = self.owner._c_param
+        b.ext.w.value = np.sqrt(self.owner.rho / 2.0)
+        b.ext.lin.value = -self.owner.rho * c[:, sl]
+
+
+class ADMM(TDOPF):
+    """Transmission and feeders solved by consensus ADMM; same Dataset as :class:`TDOPF`.
+
+    Parameters
+    ----------
+    td : TDNetwork
+    settings : ADMMSettings, optional
+    executor : {"inprocess", "dask"}
+        Where the feeder QPs run: this process (numba threads over feeders) or a Dask cluster.
+    workers : int, optional
+        Dask workers of a local cluster (``executor="dask"`` without ``scheduler``).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``"tcp://host:8786"``).
+    **kwargs
+        As :class:`TDOPF` (``hours``, ``losses``, ``period_hours``, ``solver``, ...).
+    """
+
+    def __init__(self, td: TDNetwork, settings: ADMMSettings | None = None, *, executor: str = "inprocess",
+                 workers: int | None = None, scheduler: str | None = None, **kwargs: Any) -> None:
+        self.settings = settings or ADMMSettings()
+        if executor not in ("inprocess", "dask"):
+            raise InputError(f"executor must be 'inprocess' or 'dask', got {executor!r}.")
+        self.executor_name = executor
+        self.workers, self.scheduler = workers, scheduler
+        self.rho = float(self.settings.rho)
+        self._c_param = np.zeros((len(td.feeders), int(kwargs.get("hours") or 1)))
+        super().__init__(td, **kwargs)
+        tkw = {k: v for k, v in kwargs.items() if k not in ("losses", "loss_max_iter", "loss_tol_mw", "vm_tol_pu")}
+        self.tsub = _Transmission(self, **tkw)
+
+    # the centralized problem is never built: the parent's recipe hook returns the ADMM block
+    def _build(self, shed: bool, elastic: bool, T: int) -> _Built:  # type: ignore[override]
+        return None  # type: ignore[return-value]
+
+    def _update_losses(self, ac: Any, curvature: bool) -> None:
+        fo = self.fo
+        w0 = fo.kp[:, None] * (fo.par @ ac.v)
+        prox = np.zeros_like(w0)
+        if curvature:
+            price = np.maximum(self._fraw["duals"].pbal[fo.child], 0.0)
+            prox = np.sqrt(self.dt * price * fo.r[:, None] / w0)
+        self._lt = LD.LossTerms(aP=2 * ac.P / w0, aQ=2 * ac.Q / w0, aW=-ac.L / w0, prox=prox,
+                                P0=ac.P.copy(), Q0=ac.Q.copy())
+
+    # ------------------------------------------------------------------ feeder side
+    def _feeder_inputs(self) -> dict[str, np.ndarray]:
+        fo, fs, el = self.fo, self._fseries, self.fo.elements
+        lm = fo.node_matrix(el["load"]["node"])
+        return dict(pfix=np.asarray(lm @ fs.load_p), qfix=np.asarray(lm @ fs.load_q), pv_avail=fs.pv_avail,
+                    flex_energy=fs.flex_p.sum(axis=1) * self.dt)
+
+    def _build_feeders(self, target: np.ndarray) -> None:
+        inp = self._feeder_inputs()
+        self._groups = FQ.groups(self.fo)
+        self._batches: list[QPBatch] = []
+        for g in self._groups:
+            self._batches.append(FQ.build_batch(g, self.fo, self.T, self.dt, self._lt, rho=self.rho,
+                                                target=target[g.members], **inp))
+        self._factors = [self._exec.factorize(b, self.settings.qp) for b in self._batches]
+
+    def _set_target(self, target: np.ndarray, rho_changed: bool) -> None:
+        for g, b in zip(self._groups, self._batches, strict=True):
+            cs = g.layout.col("psub", 0, np.arange(self.T))
+            b.q[:, cs] = -self.rho * target[g.members]
+            if rho_changed:
+                _set_psub_hessian(g, b, self.rho, self.T)
+        if rho_changed:
+            self._factors = [self._exec.factorize(b, self.settings.qp) for b in self._batches]
+
+    def _solve_feeders(self, warm: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+                       ) -> list[QPResult]:
+        return [self._exec.solve(b, f, self.settings.qp, w)
+                for b, f, w in zip(self._batches, self._factors, warm, strict=True)]
+
+    def _imports(self, res: list[QPResult]) -> np.ndarray:
+        p = np.zeros((self.fo.n_inst, self.T))
+        for g, r in zip(self._groups, res, strict=True):
+            p[g.members] = r.x[:, g.layout.col("psub", 0, np.arange(self.T))]
+        return p
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, profiles: Mapping[tuple[str, str], Any] | None = None, *, resume: bool = False,
+              warm_start: xr.Dataset | None = None) -> xr.Dataset:
+        """Run ADMM to convergence; see :class:`ADMMSettings` for the stopping rules."""
+        t0 = time.perf_counter()
+        T, dt = self.T, self.dt
+        demo = self.demo_profiles if self.demo_profiles is not None else (T > 1 and not profiles)
+        self._fseries = self._feeder_series(T, demo)
+        timeidx = prof.make_time(T, dt, self.start, profiles)
+        series = prof.resolve(self.net, profiles, T, timeidx, demo=demo)
+        self._exec = _executor(self.executor_name, self.workers, self.scheduler)
+        try:
+            return self._run_admm(series, timeidx, t0, resume, warm_start)
+        finally:
+            self._exec.close()
+
+    def _run_admm(self, series: prof.Series, timeidx: Any, t0: float, resume: bool,
+                  warm_start: xr.Dataset | None) -> xr.Dataset:
+        s, T, dt, fo = self.settings, self.T, self.dt, self.fo
+        base = self._ac_at(self._base_withdrawal())
+        p = base.p_import.copy()
+        u = np.zeros_like(p)
+        if warm_start is not None and "p_substation" in warm_start:
+            p = np.asarray(warm_start.p_substation.values.T, dtype=float).copy()
+            lmp = np.asarray(warm_start.lmp.values.T)[self.net.bus_node][fo.inst_tnode] \
+                if "lmp" in warm_start else np.zeros_like(p)
+            u = -lmp * dt / self.rho
+        elif s.price_start:
+            # start from the transmission prices with each feeder's AC base import as fixed demand
+            # (one transmission solve with a stiff penalty): ADMM then only corrects the prices
+            rho0 = self.rho
+            self.rho, self._c_param = 100.0 * rho0, p.copy()
+            try:
+                raw0 = self._solve_transmission(series)
+            finally:
+                self.rho = rho0
+            u = -raw0.lam[fo.inst_tnode] * dt / self.rho
+        self._lt = LD.LossTerms.zero(fo.n_branch, T)
+        if self.losses:
+            self._update_losses(base, curvature=False)
+        start_it = 0
+        hist: dict[str, list[float]] = {k: [] for k in ("primal_residual", "dual_residual", "rho",
+                                                        "max_price_change", "seconds")}
+        losses_settled = not self.losses
+        loss_updates = 0
+        st_ck: dict[str, np.ndarray] | None = None
+        if resume:
+            if not s.checkpoint or not Path(s.checkpoint).exists():
+                raise InputError(f"resume=True needs an existing checkpoint file; {s.checkpoint!r} does not exist.")
+            st_ck = _load_checkpoint(s.checkpoint, fo.n_inst, T, fo.n_branch)
+            p, u, self.rho, start_it = st_ck["p"], st_ck["u"], float(st_ck["rho"]), int(st_ck["iteration"])
+            self._lt = LD.LossTerms(**{k: st_ck["lt_" + k] for k in ("aP", "aQ", "aW", "prox", "P0", "Q0")})
+            losses_settled, loss_updates = bool(st_ck["losses_settled"]), int(st_ck["loss_updates"])
+            hist = {k: list(st_ck["hist_" + k]) for k in hist}
+        self._build_feeders(p + u)
+        warm: list[Any] = [None] * len(self._batches)
+        price_prev = -self.rho * u / dt
+        if st_ck is not None:
+            price_prev = st_ck["price_prev"]
+            warm = [(st_ck[f"w{k}_x"], st_ck[f"w{k}_z"], st_ck[f"w{k}_y"]) if f"w{k}_x" in st_ck else None
+                    for k in range(len(self._batches))]
+            # the QP step sizes the solver had adapted: the next solves start where they left off
+            self._exec.set_qp_rho(self._factors, [st_ck.get(f"w{k}_rho") for k in range(len(self._batches))])
+        n_c = p.size
+        it = start_it
+        res: list[QPResult] = []
+        raw_t: _Raw | None = None
+        bar = _progress(s.progress, s.max_iter, start_it)
+        converged = False
+        for it in range(start_it + 1, s.max_iter + 1):
+            ti = time.perf_counter()
+            # transmission update
+            self._c_param = p - u
+            raw_t = self._solve_transmission(series)
+            d = self._d_value
+            dh = s.alpha * d + (1 - s.alpha) * p
+            target = dh + u
+            self._set_target(target, rho_changed=False)
+            res = self._solve_feeders(warm)
+            rho_used = self.rho
+            self._check_feeders(res, it)
+            warm = [(r.x, r.z, r.y) for r in res]
+            p_new = self._imports(res)
+            u = u + dh - p_new
+            r_norm = float(np.linalg.norm(d - p_new))
+            s_norm = float(self.rho * np.linalg.norm(p_new - p))
+            price = -self.rho * u / dt
+            dprice = float(np.max(np.abs(price - price_prev), initial=0.0))
+            price_prev = price
+            p = p_new
+            eps_pri = np.sqrt(n_c) * s.eps_abs + s.eps_rel * max(np.linalg.norm(d), np.linalg.norm(p))
+            eps_dual = np.sqrt(n_c) * s.eps_abs + s.eps_rel * np.linalg.norm(self.rho * u)
+            for k, val in (("primal_residual", r_norm), ("dual_residual", s_norm), ("rho", self.rho),
+                           ("max_price_change", dprice), ("seconds", time.perf_counter() - ti)):
+                hist[k].append(val)
+            bar(r_norm, s_norm, self.rho, dprice)
+            if r_norm <= eps_pri and s_norm <= eps_dual and dprice <= s.price_tol:
+                if losses_settled:
+                    converged = True
+                    break
+                # residuals small at these loss terms: check them against the AC power flow
+                self._fraw = self._feeder_raw(res, raw_t, target)
+                ac = self._ac_at((self._fraw["wp"], self._fraw["wq"]))
+                gap_mw = float(np.max(np.abs(ac.p_import - self._fraw["psub"]), initial=0.0))
+                gap_vm = float(np.max(np.abs(ac.vm_pu - np.sqrt(np.maximum(self._fraw["v_full"], 0))), initial=0.0))
+                self._loss_gaps = (gap_mw, gap_vm)
+                if gap_mw <= self.loss_tol_mw and gap_vm <= self.vm_tol_pu:
+                    losses_settled = True
+                    converged = True
+                    break
+                loss_updates += 1
+                if loss_updates > self.loss_max_iter:
+                    raise ConvergenceError(f"feeder losses did not settle in {self.loss_max_iter} AC updates "
+                                           f"(gaps {gap_mw:.2e} MW, {gap_vm:.2e} pu).")
+                self._update_losses(ac, curvature=True)
+                self._build_feeders(target)
+                warm = [None] * len(self._batches)
+            elif s.balance_every and it % s.balance_every == 0 and it <= s.balance_until:
+                factor = 1.0
+                if r_norm > s.balance_mu * s_norm:
+                    factor = s.balance_tau
+                elif s_norm > s.balance_mu * r_norm:
+                    factor = 1.0 / s.balance_tau
+                if factor != 1.0:
+                    self.rho *= factor
+                    u = u / factor
+                    self._set_target(target, rho_changed=True)
+            if s.checkpoint and it % s.checkpoint_every == 0:
+                _save_checkpoint(s.checkpoint, p=p, u=u, rho=self.rho, iteration=it, lt=self._lt,
+                                 losses_settled=losses_settled, loss_updates=loss_updates, hist=hist,
+                                 price_prev=price_prev, warm=warm, qp_rho=self._exec.qp_rho(self._factors))
+            if s.callback is not None:
+                s.callback(it, self)
+        bar(None, None, None, None)
+        if not converged and not s.return_unconverged:
+            raise ConvergenceError(
+                f"ADMM stopped at its iteration limit ({s.max_iter}) with primal residual "
+                f"{hist['primal_residual'][-1]:.3e} MW, dual residual {hist['dual_residual'][-1]:.3e}, max price "
+                f"change {hist['max_price_change'][-1]:.3e} $/MWh; raise max_iter or pass return_unconverged=True.",
+            )
+        assert raw_t is not None
+        self.rho = rho_used  # the penalty of the last feeder solve (balancing may have moved it since)
+        self._fraw = self._feeder_raw(res, raw_t, target)
+        ds = self.tsub._result(raw_t, series, timeidx)
+        self._solves += 1
+        ds = self._add_feeders(ds, timeidx)
+        gaps = getattr(self, "_loss_gaps", (0.0, 0.0))
+        ds.attrs.update(objective=self._objective(res, raw_t), method="admm", admm_converged=int(converged),
+                        admm_iterations=it, loss_iterations=loss_updates + 1 if self.losses else 0,
+                        loss_gap_mw=gaps[0], loss_gap_vm_pu=gaps[1], executor=self.executor_name,
+                        feeder_losses="ac_loss_coefficients" if self.losses else "lossless_lindistflow",
+                        total_s=time.perf_counter() - t0, build_s=self.tsub.build_s)
+        its = np.arange(1, len(hist["primal_residual"]) + 1)
+        units = {"primal_residual": "MW", "dual_residual": "$", "rho": "$/MW^2", "max_price_change": "$/MWh",
+                 "seconds": "s"}
+        for k, vals in hist.items():
+            ds[f"admm_{k}"] = xr.DataArray(np.asarray(vals), dims=("iteration",), coords={"iteration": its},
+                                           attrs={"units": units[k]})
+        return ds
+
+    def _solve_transmission(self, series: prof.Series) -> _Raw:
+        tsub = self.tsub
+        b = tsub._built
+        tsub._set_parameters(b, series, 0)
+        tsub._solve_checked(b, series, diagnose=False)
+        raw = tsub._collect(b)
+        self._d_value = _val(b.ext.d)
+        return raw
+
+    def _check_feeders(self, res: list[QPResult], it: int) -> None:
+        for g, r in zip(self._groups, res, strict=True):
+            bad = np.flatnonzero(r.status != 1)
+            if bad.size:
+                names = [self.fo.names[i] for i in g.members[bad[:5]]]
+                nan = bool((r.status[bad] == -1).any())
+                raise (ConvergenceError if not nan else NodalOptError)(
+                    f"ADMM iteration {it}: the feeder subproblem of {names} "
+                    + ("produced NaN/inf (aborted)" if nan else
+                       f"ended with QP status {r.status[bad[:5]].tolist()} (0: iteration limit "
+                       f"{self.settings.qp.max_iter}, -2/-3: infeasible) after {r.iterations[bad[:5]].tolist()} "
+                       f"iterations, residuals {r.prim_res[bad[:5]].tolist()} / {r.dual_res[bad[:5]].tolist()}")
+                    + "; check the feeder data or loosen settings.qp.")
+
+    def _feeder_raw(self, res: list[QPResult], raw_t: _Raw, target: np.ndarray) -> dict[str, Any]:
+        """Collect feeder primal values and duals in the layout TDOPF's result code reads."""
+        fo, T, dt = self.fo, self.T, self.dt
+        M, Bn = fo.n_node, fo.n_branch
+        out = {k: np.zeros((M, T)) for k in ("pbal", "qbal")}
+        vdef, vmax, vmin = (np.zeros((Bn, T)) for _ in range(3))
+        P, Q, V = (np.zeros((Bn, T)) for _ in range(3))
+        psub, qsub = np.zeros((fo.n_inst, T)), np.zeros((fo.n_inst, T))
+        el = fo.elements
+        inj = {k: np.zeros((el[k]["names"].size, T)) for k in ("pv", "dg", "flex", "ev")}
+        st = np.zeros((el["st"]["names"].size, T))
+        poly_rows = np.flatnonzero(np.isfinite(fo.rate))
+        poly = np.zeros((LD.POLYGON_SIDES * poly_rows.size, T))
+        poly_pos = np.full(fo.n_branch, -1, np.int64)
+        poly_pos[poly_rows] = np.arange(poly_rows.size)
+        sub_rows = np.flatnonzero(np.isfinite(fo.inst_sub_mva))
+        sub = np.zeros((LD.POLYGON_SIDES * sub_rows.size, T))
+        sub_pos = np.full(fo.n_inst, -1, np.int64)
+        sub_pos[sub_rows] = np.arange(sub_rows.size)
+        grad_p, grad_q = np.zeros((Bn, T)), np.zeros((Bn, T))
+        lmp_root = np.zeros((fo.n_inst, T))
+        for g, r in zip(self._groups, res, strict=True):
+            lay, K, n = g.layout, g.members.size, g.n_node
+            B = n - 1
+
+            def xs(name: str, cnt: int, r_: QPResult = r, lay_: FQ.Layout = lay, K_: int = K) -> np.ndarray:
+                return r_.x[:, lay_.cslice(name)].reshape(K_, cnt, T)
+
+            def ys(name: str, cnt: int, r_: QPResult = r, lay_: FQ.Layout = lay, K_: int = K) -> np.ndarray:
+                return r_.y[:, lay_.rslice(name)].reshape(K_, cnt, T) / dt
+
+            out["pbal"][g.nodes] = ys("pbal", n)
+            out["qbal"][g.nodes] = ys("qbal", n)
+            vdef[g.branches] = ys("vdef", B)
+            yv = ys("vlim", B)
+            vmax[g.branches] = np.maximum(yv, 0.0)
+            vmin[g.branches] = np.maximum(-yv, 0.0)
+            P[g.branches], Q[g.branches], V[g.branches] = xs("P", B), xs("Q", B), xs("v", B)
+            ps = xs("psub", 1)[:, 0, :]
+            psub[g.members], qsub[g.members] = ps, xs("qsub", 1)[:, 0, :]
+            lmp_root[g.members] = self.rho * (ps - target[g.members]) / dt
+            for k in ("pv", "dg", "flex", "ev"):
+                cnt = g.el[k].shape[1]
+                if cnt:
+                    inj[k][g.el[k]] = xs(k, cnt)
+            ns = g.el["st"].shape[1]
+            if ns:
+                st[g.el["st"]] = xs("pd", ns) - xs("pc", ns)
+            rated = np.flatnonzero(np.isfinite(fo.rate[g.branches[0]]))
+            if rated.size:
+                yp = ys("poly", LD.POLYGON_SIDES * rated.size)  # (K, sides*nr, T), side-major
+                yp = yp.reshape(K, LD.POLYGON_SIDES, rated.size, T)
+                glob = poly_pos[g.branches[:, rated]]  # (K, nr)
+                for side in range(LD.POLYGON_SIDES):  # 12 sides, not elements
+                    poly[side * poly_rows.size + glob] = np.maximum(yp[:, side], 0.0)
+            if lay.rows["sub"][1]:
+                ysb = np.maximum(ys("sub", LD.POLYGON_SIDES), 0.0)  # (K, sides, T)
+                for side in range(LD.POLYGON_SIDES):
+                    sub[side * sub_rows.size + sub_pos[g.members]] = ysb[:, side]
+            w2 = 2 * self._lt.prox[g.branches] ** 2
+            grad_p[g.branches] = w2 * (xs("P", B) - self._lt.P0[g.branches]) / dt
+            grad_q[g.branches] = w2 * (xs("Q", B) - self._lt.Q0[g.branches]) / dt
+        v_full = np.zeros((M, T))
+        v_full[fo.child] = V
+        v_full[fo.inst_node0] = fo.v_root[fo.inst_node0, None]
+        fs = self._fseries
+        wp = fo.node_matrix(el["load"]["node"]) @ fs.load_p + fo.node_matrix(el["flex"]["node"]) @ inj["flex"] \
+            + fo.node_matrix(el["ev"]["node"]) @ inj["ev"] - fo.node_matrix(el["pv"]["node"]) @ inj["pv"] \
+            - fo.node_matrix(el["dg"]["node"]) @ inj["dg"] - fo.node_matrix(el["st"]["node"]) @ st
+        wq = fo.node_matrix(el["load"]["node"]) @ fs.load_q \
+            + fo.node_matrix(el["flex"]["node"]) @ (el["flex"]["tan"][:, None] * inj["flex"]) \
+            - fo.node_matrix(el["pv"]["node"]) @ (el["pv"]["tan"][:, None] * inj["pv"])
+        duals = FeederDuals(pbal=out["pbal"], qbal=out["qbal"], vdef=vdef, vmax=vmax, vmin=vmin, poly=poly,
+                            poly_rows=poly_rows, sub=sub, sub_rows=sub_rows, lmp_root=lmp_root,
+                            grad_p=grad_p, grad_q=grad_q)
+        return dict(duals=duals, P=P, Q=Q, v_full=v_full, psub=psub, qsub=qsub, inj=inj, st=st,
+                    wp=np.asarray(wp), wq=np.asarray(wq), e=None)
+
+    def _objective(self, res: list[QPResult], raw_t: _Raw) -> float:
+        """Transmission cost + feeder cost (the ADMM penalty terms removed)."""
+        tsub = self.tsub
+        b = tsub._built
+        pen = float(np.asarray(b.ext.objective.value)) if b.ext.objective.value is not None else 0.0
+        total = raw_t.objective - pen
+        for g, bt_, r in zip(self._groups, self._batches, res, strict=True):
+            obj = _qp_objective(bt_, r.x)
+            cs = g.layout.col("psub", 0, np.arange(self.T))
+            ps = r.x[:, cs]
+            tgt = -bt_.q[:, cs] / self.rho
+            obj -= 0.5 * self.rho * (ps**2).sum(axis=1) - self.rho * (tgt * ps).sum(axis=1)
+            # constant of the loss-curvature term prox^2 ((P - P0)^2 + (Q - Q0)^2), not in 1/2 x'Px + q'x
+            lt, br = self._lt, g.branches
+            obj += (lt.prox[br] ** 2 * (lt.P0[br] ** 2 + lt.Q0[br] ** 2)).sum(axis=(1, 2))
+            total += float(obj.sum())
+        return total
+
+
+def _set_psub_hessian(g: FQ.Group, b: QPBatch, rho: float, T: int) -> None:
+    p = b.pattern
+    cs = g.layout.col("psub", 0, np.arange(T))
+    for c in cs:  # T columns
+        lo, hi = p.P_indptr[c], p.P_indptr[c + 1]
+        k = lo + int(np.flatnonzero(p.P_indices[lo:hi] == c)[0])
+        b.P_data[:, k] = rho
+
+
+def _qp_objective(b: QPBatch, x: np.ndarray) -> np.ndarray:
+    """1/2 x'Px + q'x per problem (P stored as its upper triangle)."""
+    p = b.pattern
+    col = np.repeat(np.arange(p.n), np.diff(p.P_indptr))
+    row = p.P_indices
+    xr_, xc = x[:, row], x[:, col]
+    quad = (b.P_data * xr_ * xc).sum(axis=1)
+    diag = (row == col)
+    quad -= 0.5 * (b.P_data[:, diag] * xr_[:, diag] * xc[:, diag]).sum(axis=1)
+    return np.asarray(quad + (b.q * x).sum(axis=1))
+
+
+# ---------------------------------------------------------------------- executors
+class _InProcess:
+    """Feeder QPs in this process: numba kernels, threads over feeders."""
+
+    def factorize(self, b: QPBatch, settings: QPSettings) -> Any:
+        from .qp import factorize
+
+        return factorize(b, settings)
+
+    def solve(self, b: QPBatch, f: Any, settings: QPSettings, warm: Any) -> QPResult:
+        from .qp import solve
+
+        return solve(b, f, settings, warm_start=warm)
+
+    def qp_rho(self, factors: list[Any]) -> list[np.ndarray]:
+        return [np.array(f.rho, copy=True) for f in factors]
+
+    def set_qp_rho(self, factors: list[Any], rho: list[np.ndarray | None]) -> None:
+        for f, r in zip(factors, rho, strict=True):
+            if r is not None and r.shape == f.rho.shape:
+                f.rho[:] = r
+
+    def close(self) -> None:
+        return None
+
+
+def _executor(name: str, workers: int | None, scheduler: str | None) -> Any:
+    if name == "inprocess":
+        return _InProcess()
+    from .dask_exec import DaskExecutor
+
+    return DaskExecutor(workers=workers, scheduler=scheduler)
+
+
+def _progress(on: bool, total: int, start: int) -> Callable[..., None]:
+    if not on:
+        return lambda *a: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start, desc="ADMM", unit="it")
+
+    def upd(r: float | None, s: float | None, rho: float | None, dp: float | None) -> None:
+        if r is None:
+            bar.close()
+            return
+        bar.set_postfix_str(f"r={r:.1e} s={s:.1e} rho={rho:.2g} dprice={dp:.1e}")
+        bar.update(1)
+
+    return upd
+
+
+def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, iteration: int, lt: LD.LossTerms,
+                     losses_settled: bool, loss_updates: int, hist: dict[str, list[float]], price_prev: np.ndarray,
+                     warm: list[Any], qp_rho: list[np.ndarray]) -> None:
+    """Coordinator state as a plain .npz (arrays only, no pickles), written atomically.
+
+    Everything the next iterate depends on is saved (consensus state, penalty, loss terms and the
+    feeder QPs' warm starts), so a resumed run repeats the uninterrupted run's iterates.
+    """
+    tmp = Path(str(path) + ".tmp.npz")
+    arrays = {"p": p, "u": u, "rho": np.array(rho), "iteration": np.array(iteration),
+              "losses_settled": np.array(int(losses_settled)), "loss_updates": np.array(loss_updates),
+              "price_prev": price_prev}
+    for k, w in enumerate(warm):
+        if w is not None:
+            arrays[f"w{k}_x"], arrays[f"w{k}_z"], arrays[f"w{k}_y"] = w
+    for k, r in enumerate(qp_rho):
+        arrays[f"w{k}_rho"] = r
+    arrays.update({"lt_" + k: v for k, v in asdict(lt).items()})
+    arrays.update({"hist_" + k: np.asarray(v, dtype=float) for k, v in hist.items()})
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: str, n_inst: int, T: int, n_branch: int) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        st = {k: z[k] for k in z.files}
+    if st["p"].shape != (n_inst, T) or st["lt_aP"].shape != (n_branch, T):
+        raise InputError(f"checkpoint {path} was written for another problem (shapes {st['p'].shape}, "
+                         f"{st['lt_aP'].shape}; expected {(n_inst, T)}, {(n_branch, T)}).")
+    return st
+
+
+def solve_admm(td: TDNetwork, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
+               settings: ADMMSettings | None = None, resume: bool = False, warm_start: xr.Dataset | None = None,
+               **kwargs: Any) -> xr.Dataset:
+    """Solve a :class:`TDNetwork` by ADMM (see :class:`ADMM`)."""
+    return ADMM(td, settings, hours=hours, **kwargs).solve(profiles, resume=resume, warm_start=warm_start)
+
+
+__all__ = ["ADMM", "ADMMSettings", "solve_admm"]

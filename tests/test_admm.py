@@ -1,0 +1,153 @@
+"""ADMM decomposition: same prices as the centralized T&D model, checkpoints, Dask, failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pandapower as pp
+import pytest
+
+import nodalopt
+from nodalopt.admm import feeder_qp as FQ
+from nodalopt.admm.coordinator import ADMM, ADMMSettings
+from nodalopt.admm.qp import factorize, solve, solve_numpy
+from nodalopt.distribution import TDOPF, TDNetwork
+from nodalopt.distribution.examples import case33bw_der, ev_fleet
+from nodalopt.errors import ConvergenceError, NodalOptError
+
+HOURS = 4
+
+
+def _td(n_der: int = 2, vm_min: float = 0.95) -> TDNetwork:
+    """case9 with line 1 (buses 3-4) derated to ~18 MVA (binding) and case33bw_der feeders, one of them with a DG
+    and a binding 0.95 pu voltage limit."""
+    net = nodalopt.load_case("case9")
+    net.line.loc[1, "max_i_ka"] = 0.03  # sqrt(3) * 345 kV * 0.03 kA = 17.9 MVA
+    td = TDNetwork(net)
+    f = case33bw_der()
+    for k in range(n_der):
+        td.add_feeder(f"d{k}", f, at_bus=[4, 6, 8][k % 3], evs=ev_fleet(energy_mwh=0.1, arrival=1, departure=4))
+    g = case33bw_der(battery=False)
+    pp.create_sgen(g, 17, p_mw=0.0, min_p_mw=0.0, max_p_mw=1.0, controllable=True, name="DG 17")
+    pp.create_poly_cost(g, len(g.sgen) - 1, "sgen", cp1_eur_per_mw=20.0, cp2_eur_per_mw2=30.0)
+    td.add_feeder("v", g, at_bus=6, vm_min_pu=vm_min)
+    return td
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[object, object]:
+    td = _td(vm_min=0.95)
+    central = TDOPF(td, hours=HOURS).solve()
+    st = ADMMSettings(max_iter=3000)
+    admm = ADMM(td, st, hours=HOURS).solve()
+    return central, admm
+
+
+def test_admm_matches_centralized(pair: tuple[object, object]) -> None:
+    central, admm = pair
+    assert admm.attrs["admm_converged"] == 1
+    # a binding transmission line and a binding feeder voltage limit
+    assert "line:1" in central.attrs["binding_branches"]
+    assert float(np.abs(central.dlmp_voltage).max()) > 1.0
+    assert float(np.abs(admm.dlmp - central.dlmp).max()) < 0.01
+    assert float(np.abs(admm.lmp - central.lmp).max()) < 0.01
+    assert float(np.abs(admm.dlmp_voltage - central.dlmp_voltage).max()) < 0.01
+    rel = abs(admm.attrs["objective"] - central.attrs["objective"]) / abs(central.attrs["objective"])
+    assert rel < 1e-5
+    # components still add up, energy part = the substation price
+    parts = admm.dlmp_energy + admm.dlmp_loss + admm.dlmp_congestion + admm.dlmp_voltage
+    assert float(np.abs(parts - admm.dlmp).max()) < 1e-6
+    # convergence history on an iteration dim
+    assert admm.sizes["iteration"] == admm.attrs["admm_iterations"]
+    for k in ("admm_primal_residual", "admm_dual_residual", "admm_rho", "admm_max_price_change"):
+        assert admm[k].dims == ("iteration",)
+
+
+def test_feeder_qp_kernel_matches_numpy_twin_and_centralized() -> None:
+    """The batched numba QP solve of real feeder subproblems equals its numpy twin and, priced at the
+    centralized LMPs, reproduces the centralized feeder dispatch and DLMPs."""
+    td = _td(n_der=2)
+    m = TDOPF(td, hours=HOURS)
+    m.solve()
+    fo, T, dt = m.fo, m.T, m.dt
+    lam, psub = m._fraw["duals"].lmp_root, m._fraw["psub"]
+    rho = 10.0
+    target = psub - lam * dt / rho  # at this target the ADMM term's gradient is the LMP
+    inp = dict(pfix=np.asarray(fo.node_matrix(fo.elements["load"]["node"]) @ m._fseries.load_p),
+               qfix=np.asarray(fo.node_matrix(fo.elements["load"]["node"]) @ m._fseries.load_q),
+               pv_avail=m._fseries.pv_avail, flex_energy=m._fseries.flex_p.sum(1) * dt)
+    st = ADMMSettings().qp  # the settings ADMM uses for feeder subproblems
+    for g in FQ.groups(fo):
+        b = FQ.build_batch(g, fo, T, dt, m._lt, rho=rho, target=target[g.members], **inp)
+        r = solve(b, factorize(b, st), st)
+        tw = solve_numpy(b, st)
+        assert (r.status == 1).all()
+        assert np.abs(r.x - tw.x).max() < 1e-7
+        assert np.abs(r.y - tw.y).max() < 1e-6
+        lay = g.layout
+        ps = r.x[:, lay.col("psub", 0, np.arange(T))]
+        assert np.abs(ps - psub[g.members]).max() < 1e-3
+        pb = r.y[:, lay.rslice("pbal")].reshape(g.members.size, g.n_node, T) / dt
+        assert np.abs(pb - m._fraw["duals"].pbal[g.nodes]).max() < 1e-3
+
+
+def test_checkpoint_resume_gives_the_same_prices(tmp_path: object, pair: tuple[object, object]) -> None:
+    _, full = pair
+    ck = str(tmp_path) + "/admm.npz"  # type: ignore[operator]
+    td = _td(vm_min=0.95)
+    st = ADMMSettings(max_iter=40, return_unconverged=True, checkpoint=ck, checkpoint_every=20)
+    part = ADMM(td, st, hours=HOURS).solve()
+    assert part.attrs["admm_converged"] == 0 and os.path.exists(ck)
+    st2 = ADMMSettings(max_iter=3000, checkpoint=ck)
+    resumed = ADMM(td, st2, hours=HOURS).solve(resume=True)
+    assert resumed.attrs["admm_converged"] == 1
+    assert resumed.attrs["admm_iterations"] > 40
+    # the checkpoint holds everything the next iterate depends on: the resumed run repeats the iterates
+    assert resumed.attrs["admm_iterations"] == full.attrs["admm_iterations"]
+    assert float(np.abs(resumed.dlmp - full.dlmp).max()) < 1e-6
+    assert float(np.abs(resumed.lmp - full.lmp).max()) < 1e-6
+
+
+def test_iteration_limit_raises_with_residuals() -> None:
+    td = _td(n_der=1)
+    with pytest.raises(ConvergenceError, match="primal residual"):
+        ADMM(td, ADMMSettings(max_iter=3), hours=HOURS).solve()
+    ds = ADMM(td, ADMMSettings(max_iter=3, return_unconverged=True), hours=HOURS).solve()
+    assert ds.attrs["admm_converged"] == 0 and ds.sizes["iteration"] == 3
+
+
+def test_nan_in_a_feeder_aborts_naming_feeder_and_iteration() -> None:
+    td = _td(n_der=2)
+    m = ADMM(td, ADMMSettings(max_iter=50), hours=HOURS)
+    orig = m._build_feeders
+
+    def poisoned(target: np.ndarray) -> None:
+        orig(target)
+        m._batches[0].q[0, 0] = np.nan
+
+    m._build_feeders = poisoned  # type: ignore[method-assign]
+    with pytest.raises(NodalOptError, match=r"iteration 1: the feeder subproblem of \['d0'\]"):
+        m.solve()
+
+
+def test_dask_worker_killed_mid_run_same_prices(pair: tuple[object, object]) -> None:
+    pytest.importorskip("dask.distributed")
+    _, ref = pair
+    td = _td(vm_min=0.95)
+    killed: list[int] = []
+
+    def kill_one(it: int, admm: ADMM) -> None:
+        if it == 5 and not killed:
+            pids = admm._exec.client.run(os.getpid)
+            pid = sorted(pids.values())[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    st = ADMMSettings(max_iter=3000, callback=kill_one)
+    ds = ADMM(td, st, executor="dask", workers=2, hours=HOURS).solve()
+    assert killed, "the callback did not kill a worker"
+    assert ds.attrs["admm_converged"] == 1
+    assert float(np.abs(ds.dlmp - ref.dlmp).max()) < 1e-3
+    assert float(np.abs(ds.lmp - ref.lmp).max()) < 1e-3
