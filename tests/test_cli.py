@@ -37,4 +37,8 @@ def test_infeasible_exit_code(tmp_path, capsys):
 def test_bench_subcommand_reaches_the_runner(capsys):
     assert main(["bench", "--list"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "case9241pegase" in out and "pglib" in out
+    assert "case9241pegase" in out
+    from nodalopt.network import pglib_dir
+
+    if pglib_dir() is not None:  # PGLib cases are listed only when ../shared/pglib is there
+        assert "pglib" in out
