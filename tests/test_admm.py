@@ -151,3 +151,10 @@ def test_dask_worker_killed_mid_run_same_prices(pair: tuple[object, object]) -> 
     assert ds.attrs["admm_converged"] == 1
     assert float(np.abs(ds.dlmp - ref.dlmp).max()) < 1e-3
     assert float(np.abs(ds.lmp - ref.lmp).max()) < 1e-3
+
+
+def test_warm_start_from_a_previous_solve(pair: tuple[object, object]) -> None:
+    _, first = pair
+    again = ADMM(_td(vm_min=0.95), ADMMSettings(max_iter=3000), hours=HOURS).solve(warm_start=first)
+    assert again.attrs["admm_iterations"] < first.attrs["admm_iterations"]
+    assert float(np.abs(again.dlmp - first.dlmp).max()) < 0.01
