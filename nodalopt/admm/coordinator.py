@@ -161,16 +161,6 @@ class ADMM(TDOPF):
     def _build(self, shed: bool, elastic: bool, T: int) -> _Built:  # type: ignore[override]
         return None  # type: ignore[return-value]
 
-    def _update_losses(self, ac: Any, curvature: bool) -> None:
-        fo = self.fo
-        w0 = fo.kp[:, None] * (fo.par @ ac.v)
-        prox = np.zeros_like(w0)
-        if curvature:
-            price = np.maximum(self._fraw["duals"].pbal[fo.child], 0.0)
-            prox = np.sqrt(self.dt * price * fo.r[:, None] / w0)
-        self._lt = LD.LossTerms(aP=2 * ac.P / w0, aQ=2 * ac.Q / w0, aW=-ac.L / w0, prox=prox,
-                                P0=ac.P.copy(), Q0=ac.Q.copy())
-
     # ------------------------------------------------------------------ feeder side
     def _feeder_inputs(self) -> dict[str, np.ndarray]:
         fo, fs, el = self.fo, self._fseries, self.fo.elements

@@ -211,31 +211,35 @@ def polygon_matrices(n_rows: int, sel: np.ndarray, sides: int = POLYGON_SIDES) -
     return sp.csr_matrix(sp.kron(np.cos(th)[:, None], S)), sp.csr_matrix(sp.kron(np.sin(th)[:, None], S))
 
 
+def _polygon(n_rows: int, rows: np.ndarray, rating: np.ndarray, P: cp.Expression, Q: cp.Expression, T: int,
+             elastic: bool) -> tuple[cp.Constraint, cp.Variable | None]:
+    """cos(th) P + sin(th) Q <= rating on the selected rows, with a nonnegative slack when elastic."""
+    cp_, cq = polygon_matrices(n_rows, rows)
+    rhs: cp.Expression = cp.Constant(_rep(np.tile(rating, POLYGON_SIDES), T))
+    slack = cp.Variable((rows.size, T), nonneg=True) if elastic else None
+    if slack is not None:
+        rhs = rhs + np.vstack([np.eye(rows.size)] * POLYGON_SIDES) @ slack
+    return cp_ @ P + cq @ Q <= rhs, slack
+
+
 def branch_limits(fo: Forest, v: FeederVars, T: int, elastic: bool = False
                   ) -> tuple[np.ndarray, cp.Constraint | None]:
     """|S| <= rating as an outer polygon on the sending-end (P, Q) of rated branches."""
     rows = np.flatnonzero(np.isfinite(fo.rate))
     if not rows.size:
         return rows, None
-    cp_, cq = polygon_matrices(fo.n_branch, rows)
-    rhs: cp.Expression = cp.Constant(_rep(np.tile(fo.rate[rows], POLYGON_SIDES), T))
-    if elastic:
-        v.s_poly = cp.Variable((rows.size, T), nonneg=True)
-        rhs = rhs + np.vstack([np.eye(rows.size)] * POLYGON_SIDES) @ v.s_poly
-    return rows, cp_ @ v.P + cq @ v.Q <= rhs
+    con, v.s_poly = _polygon(fo.n_branch, rows, fo.rate[rows], v.P, v.Q, T, elastic)
+    return rows, con
 
 
 def substation_limits(fo: Forest, v: FeederVars, T: int, elastic: bool = False
                       ) -> tuple[np.ndarray, cp.Constraint | None]:
+    """|S_sub| <= substation_mva as the same polygon on each copy's import."""
     rows = np.flatnonzero(np.isfinite(fo.inst_sub_mva))
     if not rows.size:
         return rows, None
-    cp_, cq = polygon_matrices(fo.n_inst, rows)
-    rhs: cp.Expression = cp.Constant(_rep(np.tile(fo.inst_sub_mva[rows], POLYGON_SIDES), T))
-    if elastic:
-        v.s_sub = cp.Variable((rows.size, T), nonneg=True)
-        rhs = rhs + np.vstack([np.eye(rows.size)] * POLYGON_SIDES) @ v.s_sub
-    return rows, cp_ @ v.psub + cq @ v.qsub <= rhs
+    con, v.s_sub = _polygon(fo.n_inst, rows, fo.inst_sub_mva[rows], v.psub, v.qsub, T, elastic)
+    return rows, con
 
 
 def resource_limits(fo: Forest, v: FeederVars, par: FeederParams, T: int, dt: float,
