@@ -319,8 +319,7 @@ class ADMM(TDOPF):
                         raise ConvergenceError(f"feeder losses did not settle in {self.loss_max_iter} AC updates "
                                                f"(gaps {gap_mw:.2e} MW, {gap_vm:.2e} pu).")
                     self._update_losses(ac, curvature=True)
-                    self._build_feeders(target)
-                    warm = [None] * len(self._batches)
+                    self._build_feeders(target)  # same patterns, new values: the last solution stays a warm start
             elif s.balance_every and it % s.balance_every == 0 and it <= s.balance_until:
                 factor = 1.0
                 if r_norm > s.balance_mu * s_norm:
