@@ -158,3 +158,24 @@ def test_warm_start_from_a_previous_solve(pair: tuple[object, object]) -> None:
     again = ADMM(_td(vm_min=0.95), ADMMSettings(max_iter=3000), hours=HOURS).solve(warm_start=first)
     assert again.attrs["admm_iterations"] < first.attrs["admm_iterations"]
     assert float(np.abs(again.dlmp - first.dlmp).max()) < 0.01
+
+
+@pytest.mark.slow
+def test_admm_case118_100_feeders_24h_matches_centralized() -> None:
+    """The issue's acceptance case (about 2 minutes; CI runs the small case above instead)."""
+    from nodalopt.distribution.examples import spread_feeders
+
+    td = TDNetwork(nodalopt.load_case("case118_200mva"))
+    spread_feeders(td, case33bw_der(), 90, prefix="f", evs=ev_fleet())
+    g = case33bw_der(battery=False)
+    pp.create_sgen(g, 17, p_mw=0.0, min_p_mw=0.0, max_p_mw=1.0, controllable=True, name="DG 17")
+    pp.create_poly_cost(g, len(g.sgen) - 1, "sgen", cp1_eur_per_mw=20.0, cp2_eur_per_mw2=30.0)
+    for k in range(10):
+        td.add_feeder(f"v{k}", g, at_bus=[58, 79, 115][k % 3], vm_min_pu=0.93, replace=False)
+    central = TDOPF(td, hours=24).solve()
+    admm = ADMM(td, ADMMSettings(), hours=24).solve()
+    assert central.attrs["binding_branches"] and float(np.abs(central.dlmp_voltage).max()) > 1.0
+    unique = central.lmp_unique & admm.lmp_unique
+    assert float(np.abs(admm.lmp - central.lmp).where(unique).max()) < 0.01
+    assert float(np.abs(admm.dlmp - central.dlmp).max()) < 0.01
+    assert abs(admm.attrs["objective"] / central.attrs["objective"] - 1) < 1e-5
