@@ -51,6 +51,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from benchmarks.runner import git_state
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 CACHE = Path(tempfile.gettempdir()) / "nodalopt-admm-scale"
@@ -705,17 +707,6 @@ def compare(c_name: str, a_name: str) -> dict[str, Any] | None:
         dlmp_voltage_max=float(np.abs(a["dlmp_voltage"] - c["dlmp_voltage"]).max()),
         vm_max=float(np.abs(a["vm"] - c["vm"]).max()), p_sub_max_mw=float(np.abs(a["p_sub"] - c["p_sub"]).max()),
         objective_central=co, objective_admm=ao, objective_rel=abs(ao - co) / abs(co))
-
-
-def git_state() -> dict[str, Any]:
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "--short", "HEAD"), "subject": git("log", "-1", "--format=%s")[:100],
-            "nodalopt_changes": [ln for ln in git("status", "--short", "nodalopt").splitlines() if ln]}
 
 
 def admm_md5() -> dict[str, str]:
