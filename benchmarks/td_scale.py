@@ -35,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from benchmarks.runner import git_state
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 CASE = "case118_200mva"
@@ -238,17 +240,6 @@ def run_size(n: int, hours: int, limit_s: float, mem_mb: float, dlmp: bool, tmp:
     if out.get("ok") and wall > limit_s:
         out.update(ok=False, status=f"timeout: finished in {wall:.0f} s > {limit_s:.0f} s")
     return out
-
-
-def git_state() -> dict[str, Any]:
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "--short", "HEAD"), "subject": git("log", "-1", "--format=%s")[:120],
-            "nodalopt_changes": [ln for ln in git("status", "--short", "nodalopt").splitlines() if ln]}
 
 
 def _fmt_row(r: dict[str, Any]) -> str:
