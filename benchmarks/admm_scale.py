@@ -667,7 +667,8 @@ def run_one(name: str, spec: dict[str, Any], limit_s: float, mem_mb: float, tmp:
     prog = js.with_suffix(".progress")
     if not out.get("ok") and prog.is_file() and "phases" not in out:
         out["progress"] = json.loads(prog.read_text())  # the last progress report of the killed run
-    out.update(process_wall_s=wall, peak_rss_mb=ru.ru_maxrss / 1024, peak_tree_rss_mb=peak_tree,
+    out.update(process_wall_s=wall, cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024,
+               peak_tree_rss_mb=peak_tree,
                loadavg_before=list(load0), loadavg_after=list(os.getloadavg()),
                date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), git=git_state(), admm_md5=admm_md5())
     return out
@@ -733,7 +734,8 @@ def _run_line(r: dict[str, Any]) -> str:
         ex = f"dask, {sp['workers']} worker(s)"
     la = ", ".join(f"{x:.2f}" for x in r["loadavg_before"])
     return (f"| `{r['name']}` | {sp['kind']}{' (' + ex + ')' if ex else ''} | {model} | {_f(r.get('dnodes'))} | "
-            f"{r['process_wall_s']:.0f} | {r['peak_rss_mb']:.0f} / {r['peak_tree_rss_mb']:.0f} | {la} | {r['date']} "
+            f"{r['process_wall_s']:.0f} | {_f(r.get('cpu_s'), '.0f')} | {r['peak_rss_mb']:.0f} / "
+            f"{r['peak_tree_rss_mb']:.0f} | {la} | {r['date']} "
             f"| {r['git']['commit']} | {'ok' if r.get('ok') else '**' + r['status'][:200] + '**'} |")
 
 
@@ -820,9 +822,9 @@ def write_report(db: dict[str, Any]) -> None:
          "counted). Times: *init* = `ADMM(...)` / `TDOPF(...)` construction, *solve* = `.solve()`, *time* = "
          "init + solve (network attach excluded in both).",
          "",
-         "| run | kind | model | feeder nodes | wall (s) | peak RSS (MB) own / tree | load avg before | date | git | "
-         "status |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
+         "| run | kind | model | feeder nodes | wall (s) | CPU (s) | peak RSS (MB) own / tree | load avg before | "
+         "date | git | status |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = list(db.get("order", runs))
     order += [k for k in runs if k not in order]
     L += [_run_line(runs[k]) for k in order if k in runs]
