@@ -451,13 +451,7 @@ class ADMM(TDOPF):
         v_full = np.zeros((M, T))
         v_full[fo.child] = V
         v_full[fo.inst_node0] = fo.v_root[fo.inst_node0, None]
-        fs = self._fseries
-        wp = fo.node_matrix(el["load"]["node"]) @ fs.load_p + fo.node_matrix(el["flex"]["node"]) @ inj["flex"] \
-            + fo.node_matrix(el["ev"]["node"]) @ inj["ev"] - fo.node_matrix(el["pv"]["node"]) @ inj["pv"] \
-            - fo.node_matrix(el["dg"]["node"]) @ inj["dg"] - fo.node_matrix(el["st"]["node"]) @ st
-        wq = fo.node_matrix(el["load"]["node"]) @ fs.load_q \
-            + fo.node_matrix(el["flex"]["node"]) @ (el["flex"]["tan"][:, None] * inj["flex"]) \
-            - fo.node_matrix(el["pv"]["node"]) @ (el["pv"]["tan"][:, None] * inj["pv"])
+        wp, wq = self._dispatch_withdrawals(inj, st, slice(None))
         duals = FeederDuals(pbal=out["pbal"], qbal=out["qbal"], vdef=vdef, vmax=vmax, vmin=vmin, poly=poly,
                             poly_rows=poly_rows, sub=sub, sub_rows=sub_rows, lmp_root=lmp_root,
                             grad_p=grad_p, grad_q=grad_q)

@@ -318,18 +318,11 @@ class TDOPF(DCOPF):
         vfull = np.zeros((fo.n_node, T))
         vfull[fo.child] = vv
         vfull[fo.inst_node0] = fo.v_root[fo.inst_node0, None]
-        el = fo.elements
         inj: dict[str, np.ndarray] = {}
         for k, var in (("pv", v.pv), ("dg", v.dg), ("flex", v.flex), ("ev", v.ev)):
             inj[k] = _val(var) if var is not None else np.zeros((0, T))
         st = (_val(v.pd) - _val(v.pc)) if v.pd is not None and v.pc is not None else np.zeros((0, T))
-        fs = self._fseries
-        wp = fo.node_matrix(el["load"]["node"]) @ fs.load_p[:, sl] + fo.node_matrix(el["flex"]["node"]) @ inj["flex"] \
-            + fo.node_matrix(el["ev"]["node"]) @ inj["ev"] - fo.node_matrix(el["pv"]["node"]) @ inj["pv"] \
-            - fo.node_matrix(el["dg"]["node"]) @ inj["dg"] - fo.node_matrix(el["st"]["node"]) @ st
-        wq = fo.node_matrix(el["load"]["node"]) @ fs.load_q[:, sl] \
-            + fo.node_matrix(el["flex"]["node"]) @ (el["flex"]["tan"][:, None] * inj["flex"]) \
-            - fo.node_matrix(el["pv"]["node"]) @ (el["pv"]["tan"][:, None] * inj["pv"])
+        wp, wq = self._dispatch_withdrawals(inj, st, sl)
         self._fparts.append(dict(
             duals=FeederDuals(
                 pbal=dual(c.pbal, (fo.n_node, T)), qbal=dual(c.qbal, (fo.n_node, T)), vdef=dual(c.vdef, (Bn, T)),
@@ -343,6 +336,18 @@ class TDOPF(DCOPF):
             inj=inj, st=st, wp=np.asarray(wp), wq=np.asarray(wq),
             e=_val(v.e) if v.e is not None else None))
         return raw
+
+    def _dispatch_withdrawals(self, inj: dict[str, np.ndarray], st: np.ndarray, sl: slice
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """Net active / reactive withdrawal per node (M, T) of a feeder dispatch, shunts excluded."""
+        fo, fs, el = self.fo, self._fseries, self.fo.elements
+        wp = fo.node_matrix(el["load"]["node"]) @ fs.load_p[:, sl] + fo.node_matrix(el["flex"]["node"]) @ inj["flex"] \
+            + fo.node_matrix(el["ev"]["node"]) @ inj["ev"] - fo.node_matrix(el["pv"]["node"]) @ inj["pv"] \
+            - fo.node_matrix(el["dg"]["node"]) @ inj["dg"] - fo.node_matrix(el["st"]["node"]) @ st
+        wq = fo.node_matrix(el["load"]["node"]) @ fs.load_q[:, sl] \
+            + fo.node_matrix(el["flex"]["node"]) @ (el["flex"]["tan"][:, None] * inj["flex"]) \
+            - fo.node_matrix(el["pv"]["node"]) @ (el["pv"]["tan"][:, None] * inj["pv"])
+        return np.asarray(wp), np.asarray(wq)
 
     def _stack_feeder_parts(self) -> None:
         """Per-period collections (uncoupled horizon) side by side along time."""
