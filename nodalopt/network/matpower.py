@@ -114,6 +114,117 @@ def _gencost(gc: np.ndarray, names: np.ndarray, where: str
     return c0, c1, c2, pwl_pos, pwl_seg
 
 
+_M64 = (1 << 64) - 1
+
+
+def _rotl64(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _fmix64(k: int) -> int:
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & _M64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & _M64
+    return k ^ (k >> 33)
+
+
+def _julia_string_hash(s: str) -> int:
+    """Julia's ``hash(::String)`` on 64-bit (Julia 1.x up to 1.12): MurmurHash3_x64_128, high word."""
+    seed = 0x71E729FD56419C81  # memhash_seed; hash(s) = hash(s, 0)
+    data = s.encode()
+    c1, c2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
+    h1 = h2 = seed & 0xFFFFFFFF
+    nb = len(data) // 16
+    for i in range(nb):
+        k1 = int.from_bytes(data[16 * i:16 * i + 8], "little")
+        k2 = int.from_bytes(data[16 * i + 8:16 * i + 16], "little")
+        h1 ^= (_rotl64((k1 * c1) & _M64, 31) * c2) & _M64
+        h1 = (_rotl64(h1, 27) + h2) & _M64
+        h1 = (h1 * 5 + 0x52DCE729) & _M64
+        h2 ^= (_rotl64((k2 * c2) & _M64, 33) * c1) & _M64
+        h2 = (_rotl64(h2, 31) + h1) & _M64
+        h2 = (h2 * 5 + 0x38495AB5) & _M64
+    tail = data[16 * nb:]
+    if len(tail) > 8:
+        h2 ^= (_rotl64((int.from_bytes(tail[8:], "little") * c2) & _M64, 33) * c1) & _M64
+    if tail:
+        h1 ^= (_rotl64((int.from_bytes(tail[:8], "little") * c1) & _M64, 31) * c2) & _M64
+    h1 ^= len(data)
+    h2 ^= len(data)
+    h1 = (h1 + h2) & _M64
+    h2 = (h2 + h1) & _M64
+    h1, h2 = _fmix64(h1), _fmix64(h2)
+    h1 = (h1 + h2) & _M64
+    h2 = (h2 + h1) & _M64
+    return (h2 + seed) & _M64
+
+
+def _julia_dict_order(keys: list[str]) -> list[int]:
+    """Positions of ``keys`` in the iteration order of a Julia ``Dict`` they were inserted into in turn.
+
+    Emulates Base.Dict (open addressing, linear probing, growth to 4x the count past 2/3 load, a
+    rehash to 4x the size after a probe run of ``max(16, size >> 6)``).  PowerModels keeps its
+    components in such dicts (keys ``"1"``, ``"2"``, ...), so this is the order its data checks
+    visit them in.
+    """
+    hashes = [_julia_string_hash(k) for k in keys]
+    size, slots, count, maxprobe = 16, [-1] * 16, 0, 0
+
+    def rehash(newsize: int) -> None:
+        nonlocal size, slots, maxprobe
+        newsize = max(16, 1 << (newsize - 1).bit_length())
+        new, maxprobe = [-1] * newsize, 0
+        for j in slots:
+            if j >= 0:
+                i0 = i = hashes[j] & (newsize - 1)
+                while new[i] >= 0:
+                    i = (i + 1) & (newsize - 1)
+                maxprobe = max(maxprobe, (i - i0) & (newsize - 1))
+                new[i] = j
+        size, slots = newsize, new
+
+    for j in range(len(keys)):
+        while True:
+            i, probe = hashes[j] & (size - 1), 0
+            while slots[i] >= 0 and probe < max(maxprobe + 1, 16, size >> 6):
+                i, probe = (i + 1) & (size - 1), probe + 1
+            if slots[i] < 0:
+                maxprobe = max(maxprobe, probe)
+                break
+            rehash(count * 2 if count > 64000 else size * 4)
+        slots[i] = j
+        count += 1
+        if count * 3 > size * 2:
+            rehash(count * 2 if count > 64000 else count * 4)
+    return [j for j in slots if j >= 0]
+
+
+def _powermodels_reversed(branch: np.ndarray) -> np.ndarray:
+    """Rows of ``mpc.branch`` that PowerModels' ``correct_branch_directions!`` reverses.
+
+    Visiting the branches in its dict order, PowerModels flips a branch whose opposite orientation
+    it has already seen, and rescales the flipped branch's ``br_r`` and ``br_x`` by ``tap^2``
+    (``tap^2 (r + jx)`` with ``tap -> 1/tap``; taps of 0 are read as 1).  DCPPowerModel ignores taps, so
+    a flipped transformer's susceptance becomes ``b / tap^2``.  Which of two opposite parallel
+    branches is flipped depends on that order (the branch keyed first stays).
+    """
+    ft = branch[:, :2].astype(np.int64)
+    fwd = {(int(a), int(b)) for a, b in ft}
+    anti = np.array([a != b and (b, a) in fwd for a, b in fwd], dtype=bool)
+    out = np.zeros(ft.shape[0], dtype=bool)
+    if not anti.any():
+        return out
+    seen: set[tuple[int, int]] = set()
+    for i in _julia_dict_order([str(i + 1) for i in range(ft.shape[0])]):
+        a, b = int(ft[i, 0]), int(ft[i, 1])
+        if (b, a) in seen:
+            out[i] = True
+        else:
+            seen.add((a, b))
+    return out
+
+
 def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkArrays:
     """Compile a :class:`MatpowerCase` (see :func:`from_pandapower` for ``dc_model``)."""
     if dc_model == "matpower":
@@ -129,13 +240,14 @@ def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkAr
     node_label = np.array([f"bus:{b}" for b in bus_id], dtype=object)
 
     # branches
+    flip = _powermodels_reversed(br) if dc_model == "pglib" else np.zeros(br.shape[0], dtype=bool)
     on = (br[:, 10] > 0)
-    br = br[on]
+    br, flip = br[on], flip[on]
     br_names = np.array([f"branch:{i}" for i in np.flatnonzero(on)], dtype=object)
     f = V.check_known_ids(br[:, 0].astype(np.int64), bus_id, br_names, "F_BUS", f"{where} mpc.branch")
     t = V.check_known_ids(br[:, 1].astype(np.int64), bus_id, br_names, "T_BUS", f"{where} mpc.branch")
     keep = live_bus[f] & live_bus[t]
-    br, br_names, f, t = br[keep], br_names[keep], f[keep], t[keep]
+    br, br_names, f, t, flip = br[keep], br_names[keep], f[keep], t[keep], flip[keep]
     V.check_self_loops(f, t, br_names, f"{where} mpc.branch")
     r, x = br[:, 2], br[:, 3]
     if dc_model == "pandapower":
@@ -146,6 +258,9 @@ def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkAr
         angmin = np.full(br.shape[0], -np.inf)
         angmax = np.full(br.shape[0], np.inf)
     else:
+        # as PowerModels' parser: a branch it flips to match an opposite parallel one has r, x scaled by tap^2
+        scale = np.where(flip, np.where(br[:, 8] <= 0, 1.0, br[:, 8]) ** 2, 1.0)
+        r, x = r * scale, x * scale
         z2 = r * r + x * x
         V.check_reactance(np.where(z2 == 0, 0.0, np.where(x == 0, 1.0, x)), br_names, "BR_X", f"{where} mpc.branch")
         b_pu = x / z2
