@@ -238,6 +238,45 @@ def test_warm_start_from_solution(problem, solved):
     np.testing.assert_allclose(r2.y, r.y, atol=1e-8)
 
 
+@pytest.mark.parametrize("shift", [1e-3, 0.5])
+def test_warm_polish_on_the_last_active_set_matches_twin_and_cold_solve(problem, shift):
+    """A warm re-solve first polishes on the last active set (cached factorization): with a small change of
+    q the active set holds and no iteration is needed; with a large one the active-set corrections or the
+    iterations take over.  Either way the numba kernel equals its numpy twin (given the same cached active
+    sets) and the cold solve of the new problem."""
+    batch, _, _ = problem
+    s = QPSettings(scaling=0)  # as in ADMM (with scaling, the twin's cost scaling would follow the new q)
+    f = factorize(batch, s)
+    r1 = solve(batch, f, s)
+    acts, known = f.active_sets()
+    assert known.all() and (acts != 0).any()
+    rng = np.random.default_rng(7)
+    b2 = QPBatch(batch.pattern, batch.P_data, batch.A_data,
+                 batch.q + shift * np.abs(batch.q).max() * rng.normal(size=batch.q.shape), batch.l, batch.u)
+    warm = (r1.x, r1.z, r1.y)
+    f.reset_rho(s.rho)  # the twin starts from settings.rho, the kernel from the factors' adapted rho
+    r2 = solve(b2, f, s, warm_start=warm)
+    rn = solve_numpy(b2, s, warm_start=warm, active_sets=(acts, known))
+    cold = solve_numpy(b2, s)
+    assert (r2.status == 1).all() and (r2.polished == 1).all()
+    np.testing.assert_array_equal(r2.iterations, rn.iterations)
+    np.testing.assert_array_equal(r2.polish_attempts, rn.polish_attempts)
+    np.testing.assert_allclose(r2.x, rn.x, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(r2.y, rn.y, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(f.polish_act, acts)  # the twin recorded the same last active sets
+    np.testing.assert_allclose(r2.x, cold.x, rtol=0, atol=5e-8)
+    np.testing.assert_allclose(r2.y, cold.y, rtol=0, atol=5e-7)
+    for k in range(batch.K):  # KKT of the new problem at the warm-polished point
+        P, A = _matrices(b2, k)
+        assert np.abs(P @ r2.x[k] + b2.q[k] + A.T @ r2.y[k]).max() < 1e-7
+    if shift < 0.01:  # unchanged active sets: polished at once on the cached factorization, no iteration
+        assert (r2.iterations == 0).all() and (r2.polish_attempts == 1).all()
+    s_off = QPSettings(scaling=0, polish_warm=False)
+    r3 = solve(b2, factorize(batch, s_off), s_off, warm_start=warm)
+    assert (r3.iterations > 0).all()
+    np.testing.assert_allclose(r3.x, r2.x, rtol=0, atol=1e-8)
+
+
 def test_new_linear_cost_and_bounds_reuse_factors(problem):
     """q, l, u may change between solves (ADMM outer loop); row kinds that change trigger a refactorization."""
     batch, xs, _ = problem

@@ -62,6 +62,15 @@ class ADMMSettings:
     checkpoint : path, optional
         File (``.npz``) the coordinator state is written to every ``checkpoint_every``
         iterations; ``resume=True`` in :func:`solve_admm` continues from it.
+    qp : QPSettings
+        Feeder QP solver settings.  Defaults differ from :class:`QPSettings` in: tolerances
+        1e-7, no Ruiz scaling (the cost scaling would change with every new price), and
+        polishing with ``polish_delta=1e-7`` and up to 10 active-set corrections.  Feeders with
+        a binding voltage limit have near-dependent active rows (neighbouring nodes' limits);
+        at OSQP's delta 1e-6 the refinement of their reduced system converges too slowly to
+        pass the termination test, so they needed thousands of iterations per ADMM step, and a
+        wrong guess at the limits of one node needs several corrections.  Measured on 100
+        feeders x 24 h: feeder QP time 15.6 s -> 5.3 s over the run, same prices.
     """
 
     rho: float = 5.0
@@ -81,7 +90,8 @@ class ADMMSettings:
     loss_check_factor: float = 100.0  # losses are checked once residuals are within this factor of the tolerances
     price_start: bool = True  # initial prices from a transmission solve at the feeders' base imports
     callback: Callable[[int, Any], None] | None = None  # called as callback(iteration, admm) after each iteration
-    qp: QPSettings = field(default_factory=lambda: QPSettings(eps_abs=1e-7, eps_rel=1e-7, scaling=0, max_iter=50000))
+    qp: QPSettings = field(default_factory=lambda: QPSettings(eps_abs=1e-7, eps_rel=1e-7, scaling=0, max_iter=50000,
+                                                              polish_delta=1e-7, polish_active_set_iter=10))
 
 
 class _Coupling:
@@ -175,7 +185,14 @@ class ADMM(TDOPF):
         for g in self._groups:
             self._batches.append(FQ.build_batch(g, self.fo, self.T, self.dt, self._lt, rho=self.rho,
                                                 target=target[g.members], **inp))
-        self._factors = [self._exec.factorize(b, self.settings.qp) for b in self._batches]
+        self._refactorize()
+
+    def _refactorize(self) -> None:
+        """Factorize every batch; the active sets of the previous factors stay the first polishing guess."""
+        prev = getattr(self, "_factors", None)
+        if prev is None or len(prev) != len(self._batches):
+            prev = [None] * len(self._batches)
+        self._factors = [self._exec.factorize(b, self.settings.qp, f) for b, f in zip(self._batches, prev, strict=True)]
 
     def _set_target(self, target: np.ndarray, rho_changed: bool) -> None:
         for g, b in zip(self._groups, self._batches, strict=True):
@@ -184,7 +201,7 @@ class ADMM(TDOPF):
             if rho_changed:
                 _set_psub_hessian(g, b, self.rho, self.T)
         if rho_changed:
-            self._factors = [self._exec.factorize(b, self.settings.qp) for b in self._batches]
+            self._refactorize()
 
     def _solve_feeders(self, warm: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
                        ) -> list[QPResult]:
@@ -258,8 +275,10 @@ class ADMM(TDOPF):
             price_prev = st_ck["price_prev"]
             warm = [(st_ck[f"w{k}_x"], st_ck[f"w{k}_z"], st_ck[f"w{k}_y"]) if f"w{k}_x" in st_ck else None
                     for k in range(len(self._batches))]
-            # the QP step sizes the solver had adapted: the next solves start where they left off
-            self._exec.set_qp_rho(self._factors, [st_ck.get(f"w{k}_rho") for k in range(len(self._batches))])
+            # the QP step sizes the solver had adapted and its polishing active sets: the next solves start
+            # where they left off
+            self._exec.set_qp_state(self._factors, [{key: st_ck[f"w{k}_{key}"] for key in ("rho", "act", "known")
+                                                     if f"w{k}_{key}" in st_ck} for k in range(len(self._batches))])
         n_c = p.size
         it = start_it
         res: list[QPResult] = []
@@ -333,7 +352,7 @@ class ADMM(TDOPF):
             if s.checkpoint and it % s.checkpoint_every == 0:
                 _save_checkpoint(s.checkpoint, p=p, u=u, rho=self.rho, iteration=it, lt=self._lt,
                                  losses_settled=losses_settled, loss_updates=loss_updates, hist=hist,
-                                 price_prev=price_prev, warm=warm, qp_rho=self._exec.qp_rho(self._factors))
+                                 price_prev=price_prev, warm=warm, qp_state=self._exec.qp_state(self._factors))
             if s.callback is not None:
                 s.callback(it, self)
         bar(None, None, None, None)
@@ -502,23 +521,32 @@ def _qp_objective(b: QPBatch, x: np.ndarray) -> np.ndarray:
 class _InProcess:
     """Feeder QPs in this process: numba kernels, threads over feeders."""
 
-    def factorize(self, b: QPBatch, settings: QPSettings) -> Any:
+    def factorize(self, b: QPBatch, settings: QPSettings, previous: Any = None) -> Any:
         from .qp import factorize
 
-        return factorize(b, settings)
+        f = factorize(b, settings)
+        if previous is not None and previous.K == f.K:
+            f.set_active_sets(*previous.active_sets())
+        return f
 
     def solve(self, b: QPBatch, f: Any, settings: QPSettings, warm: Any) -> QPResult:
         from .qp import solve
 
         return solve(b, f, settings, warm_start=warm)
 
-    def qp_rho(self, factors: list[Any]) -> list[np.ndarray]:
-        return [np.array(f.rho, copy=True) for f in factors]
+    def qp_state(self, factors: list[Any]) -> list[dict[str, np.ndarray]]:
+        out = []
+        for f in factors:
+            act, known = f.active_sets()
+            out.append({"rho": np.array(f.rho, copy=True), "act": act, "known": known})
+        return out
 
-    def set_qp_rho(self, factors: list[Any], rho: list[np.ndarray | None]) -> None:
-        for f, r in zip(factors, rho, strict=True):
-            if r is not None and r.shape == f.rho.shape:
-                f.rho[:] = r
+    def set_qp_state(self, factors: list[Any], states: list[dict[str, np.ndarray]]) -> None:
+        for f, st in zip(factors, states, strict=True):
+            if "rho" in st and st["rho"].shape == f.rho.shape:
+                f.rho[:] = st["rho"]
+            if "act" in st and "known" in st and st["act"].shape == f.polish_act.shape:
+                f.set_active_sets(st["act"], st["known"])
 
     def close(self) -> None:
         return None
@@ -551,7 +579,7 @@ def _progress(on: bool, total: int, start: int) -> Callable[..., None]:
 
 def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, iteration: int, lt: LD.LossTerms,
                      losses_settled: bool, loss_updates: int, hist: dict[str, list[float]], price_prev: np.ndarray,
-                     warm: list[Any], qp_rho: list[np.ndarray]) -> None:
+                     warm: list[Any], qp_state: list[dict[str, np.ndarray]]) -> None:
     """Coordinator state as a plain .npz (arrays only, no pickles), written atomically.
 
     Everything the next iterate depends on is saved (consensus state, penalty, loss terms and the
@@ -564,8 +592,8 @@ def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, ite
     for k, w in enumerate(warm):
         if w is not None:
             arrays[f"w{k}_x"], arrays[f"w{k}_z"], arrays[f"w{k}_y"] = w
-    for k, r in enumerate(qp_rho):
-        arrays[f"w{k}_rho"] = r
+    for k, st in enumerate(qp_state):
+        arrays.update({f"w{k}_{key}": v for key, v in st.items()})
     arrays.update({"lt_" + k: v for k, v in asdict(lt).items()})
     arrays.update({"hist_" + k: np.asarray(v, dtype=float) for k, v in hist.items()})
     np.savez(tmp, **arrays)  # type: ignore[arg-type]

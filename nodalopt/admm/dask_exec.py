@@ -47,8 +47,11 @@ def _solve_chunk(static: tuple[QPBatch, Any], q: np.ndarray, settings: QPSetting
     """
     b, factors = static
     if previous is not None and _compatible(previous[1], factors):
-        factors = previous[1]
-    factors = copy.deepcopy(factors)
+        factors = copy.deepcopy(previous[1])
+    else:
+        factors = copy.deepcopy(factors)
+        if previous is not None and previous[1].K == factors.K:  # new matrices: the old active sets stay a guess
+            factors.set_active_sets(*previous[1].active_sets())
     b2 = QPBatch(pattern=b.pattern, P_data=b.P_data, A_data=b.A_data, q=q, l=b.l, u=b.u)
     warm = (previous[0].x, previous[0].z, previous[0].y) if previous is not None else None
     return solve(b2, factors, settings, warm_start=warm), factors
@@ -90,7 +93,7 @@ class DaskExecutor:
     def n_workers(self) -> int:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def factorize(self, b: QPBatch, settings: QPSettings) -> int:
+    def factorize(self, b: QPBatch, settings: QPSettings, previous: Any = None) -> int:
         K = b.q.shape[0]
         n_chunks = max(1, min(K, self.n_workers * self.chunks_per_worker))
         bounds = np.linspace(0, K, n_chunks + 1).astype(int)
@@ -119,10 +122,10 @@ class DaskExecutor:
         self._prev[handle] = futs
         return _concat(parts)
 
-    def qp_rho(self, factors: list[Any]) -> list[np.ndarray]:
-        return []  # step sizes live in the workers' factor copies; a resumed run re-adapts them
+    def qp_state(self, factors: list[Any]) -> list[dict[str, np.ndarray]]:
+        return []  # step sizes and active sets live in the workers' factor copies; a resumed run re-adapts them
 
-    def set_qp_rho(self, factors: list[Any], rho: list[np.ndarray | None]) -> None:
+    def set_qp_state(self, factors: list[Any], states: list[dict[str, np.ndarray]]) -> None:
         return None
 
     def close(self) -> None:

@@ -13,9 +13,10 @@ Plain-numpy twins: :func:`nodalopt.admm.qp.ldl_numpy` (numeric factorization),
 Index layout of the parameter vectors passed to :func:`solve_batch`:
 
 ``fpar``: sigma, alpha, eps_abs, eps_rel, eps_prim_inf, eps_dual_inf,
-rho_eq_scale, rho_min, rho_max, adaptive_rho_tolerance, polish_delta, polish_tol.
+rho_eq_scale, rho_min, rho_max, adaptive_rho_tolerance, polish_delta, polish_tol,
+polish_refine_tol (absolute, scaled problem).
 ``ipar``: max_iter, check_every, adaptive_rho_interval (0: fixed rho), polish (0/1),
-polish_refine_iter, polish_interval, polish_active_set_iter.
+polish_refine_iter, polish_interval, polish_active_set_iter, polish_warm (0/1).
 ``out`` (per problem): iterations, prim_res, dual_res, status, refactorizations,
 polish (1 solution from polishing, -1 final polishing rejected, 0 not tried), early polishing attempts.
 """
@@ -29,11 +30,13 @@ from numba import njit, prange
 
 # float parameters
 (F_SIGMA, F_ALPHA, F_EPS_ABS, F_EPS_REL, F_EPS_PINF, F_EPS_DINF, F_RHO_EQ, F_RHO_MIN, F_RHO_MAX, F_ADAPT_TOL,
- F_POL_DELTA, F_POL_TOL) = range(12)
-N_FPAR = 12
+ F_POL_DELTA, F_POL_TOL, F_POL_RTOL) = range(13)
+N_FPAR = 13
 # integer parameters
-I_MAX_ITER, I_CHECK, I_ADAPT, I_POLISH, I_POL_REFINE, I_POL_EVERY, I_POL_AS = range(7)
-N_IPAR = 7
+I_MAX_ITER, I_CHECK, I_ADAPT, I_POLISH, I_POL_REFINE, I_POL_EVERY, I_POL_AS, I_POL_WARM = range(8)
+N_IPAR = 8
+#: state of a problem's polishing cache (``pvalid``): nothing, active set and its factorization, active set only
+PC_NONE, PC_FACTOR, PC_ACTIVE = 0, 1, 2
 # per-problem output
 O_ITER, O_PRIM, O_DUAL, O_STATUS, O_REFACT, O_POLISH, O_NPOL = range(7)
 N_OUT = 7
@@ -340,7 +343,8 @@ def active_set(z, y, l, u, act):  # pragma: no cover - numba  # noqa: E741
 @njit(cache=True, error_model="numpy", nogil=True)
 def polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv,  # noqa: E741
            Kp, Ki, Kx, Lp, Li, Rp, Rj, Rpos, perm, pdiag_kkt, P_diag, A_pos, rho_pos,
-           x, z, y, act, delta, refine_iter, as_iter, eps_abs, eps_rel, res):  # pragma: no cover - numba
+           x, z, y, act, delta, refine_iter, refine_tol, as_iter, eps_abs, eps_rel, res,
+           Lx, Ld, Ldinv, act_c, pvalid):  # pragma: no cover - numba
     """Solution polishing on the active set ``act`` (see :func:`active_set`), sharing the KKT pattern.
 
     The reduced KKT system ``[[P + δI, A_actᵀ], [A_act, -δI]]`` is embedded in the full pattern:
@@ -355,14 +359,16 @@ def polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv,  # noqa: E741
     on the normal cone.  The polished point is accepted (x, z, y and ``res`` overwritten, True
     returned) when it is finite and meets the termination criterion (``eps_abs``, ``eps_rel``) on
     the unscaled problem.
+
+    ``Lx, Ld, Ldinv`` hold the factorization of the reduced system of the active set ``act_c``
+    when ``pvalid[0] == PC_FACTOR``: a round whose active set equals ``act_c`` reuses it (the
+    matrices P and A are those of the factorization: the caller resets ``pvalid`` when they change),
+    any other round factorizes into these arrays and records its active set there.
     """
     n = x.shape[0]
     m = z.shape[0]
     N = n + m
     Kpol = np.empty(Kx.shape[0])
-    Lx = np.empty(Li.shape[0])
-    Ld = np.empty(N)
-    Ldinv = np.empty(N)
     work = np.zeros(N)
     rhs = np.empty(N)
     sol = np.empty(N)
@@ -377,15 +383,25 @@ def polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv,  # noqa: E741
     tol = 0.1 * eps_abs
     n_release = 0
     for rnd in range(as_iter + 1):
-        for t in range(Kx.shape[0]):
-            Kpol[t] = Kx[t]
-        for j in range(n):
-            Kpol[pdiag_kkt[j]] = Px[P_diag[j]] + delta
-        for p in range(Ax.shape[0]):
-            Kpol[A_pos[p]] = Ax[p] if act[Ai[p]] != 0 else 0.0
-        for i in range(m):
-            Kpol[rho_pos[i]] = -delta if act[i] != 0 else -1.0
-        ldl_factor(Kp, Ki, Kpol, Lp, Li, Rp, Rj, Rpos, Lx, Ld, Ldinv, work)
+        reuse = pvalid[0] == PC_FACTOR
+        if reuse:
+            for i in range(m):
+                if act[i] != act_c[i]:
+                    reuse = False
+                    break
+        if not reuse:
+            for t in range(Kx.shape[0]):
+                Kpol[t] = Kx[t]
+            for j in range(n):
+                Kpol[pdiag_kkt[j]] = Px[P_diag[j]] + delta
+            for p in range(Ax.shape[0]):
+                Kpol[A_pos[p]] = Ax[p] if act[Ai[p]] != 0 else 0.0
+            for i in range(m):
+                Kpol[rho_pos[i]] = -delta if act[i] != 0 else -1.0
+            ldl_factor(Kp, Ki, Kpol, Lp, Li, Rp, Rj, Rpos, Lx, Ld, Ldinv, work)
+            for i in range(m):
+                act_c[i] = act[i]
+            pvalid[0] = PC_FACTOR
         for j in range(n):
             rhs[j] = -q[j]
             sol[j] = x[j]
@@ -402,8 +418,14 @@ def polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv,  # noqa: E741
             csc_tmatvec(Ap, Ai, Ax, yp, Aty)
             for j in range(n):
                 r[j] = rhs[j] - Pxv[j] - Aty[j]
+            rmax = 0.0
+            for j in range(n):
+                rmax = max(rmax, abs(r[j]))
             for i in range(m):
                 r[n + i] = rhs[n + i] - Axv[i] if act[i] != 0 else yp[i]
+                rmax = max(rmax, abs(r[n + i]))
+            if rmax <= refine_tol:
+                break
             _permuted_solve(perm, Lp, Li, Lx, Ldinv, r, b, d)
             for t in range(N):
                 sol[t] += d[t]
@@ -477,7 +499,8 @@ def polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv,  # noqa: E741
 @njit(cache=True, error_model="numpy", nogil=True)
 def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
               Kp, Ki, Kx, Lp, Li, Rp, Rj, Rpos, Lx, Ld, Ldinv, perm, rho_pos, pdiag_kkt, P_diag, A_pos,
-              row_type, rho_vec, rho, refactor, x, z, y, fpar, ipar, out):  # pragma: no cover - numba
+              row_type, rho_vec, rho, refactor, x, z, y, fpar, ipar, out,
+              Lx_c, Ld_c, Ldinv_c, act_c, pvalid):  # pragma: no cover - numba
     """OSQP iterations for one (Ruiz-scaled) problem, in place on ``x, z, y`` (scaled iterates).
 
     ``rho`` is a length-1 array holding the scalar step size (updated by the adaptive rule),
@@ -485,7 +508,10 @@ def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
     together with ``Kx`` when rho adapts).  ``refactor`` non-zero: the stored factorization does not
     match ``rho_vec`` (e.g. new bounds changed a row's kind); it is rebuilt before iterating.
     Residuals and tolerances are measured on the unscaled problem; see the module docstring for
-    the layout of ``fpar``, ``ipar`` and ``out``.
+    the layout of ``fpar``, ``ipar`` and ``out``.  ``Lx_c, Ld_c, Ldinv_c, act_c, pvalid`` are the
+    problem's polishing cache (see :func:`polish`); with ``polish_warm`` and a known active set
+    (``pvalid[0] != PC_NONE``), polishing on that set is tried before the first iteration, so a
+    warm start whose active set has not changed costs a few triangular solves.
     """
     n = q.shape[0]
     m = l.shape[0]
@@ -527,6 +553,7 @@ def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
     pol_delta = fpar[F_POL_DELTA]
     pol_tol = fpar[F_POL_TOL]
     pol_refine = ipar[I_POL_REFINE]
+    pol_rtol = fpar[F_POL_RTOL]
     pol_every = ipar[I_POL_EVERY]
     pol_as = ipar[I_POL_AS]
     pol_gap = pol_every
@@ -544,7 +571,17 @@ def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
     prim = np.nan
     dual = np.nan
     it = 0
-    for it in range(1, max_iter + 1):
+    if do_polish and ipar[I_POL_WARM] != 0 and pvalid[0] != PC_NONE:
+        for i in range(m):
+            act[i] = act_c[i]
+        n_pol += 1
+        if polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv, Kp, Ki, Kx, Lp, Li, Rp, Rj,
+                  Rpos, perm, pdiag_kkt, P_diag, A_pos, rho_pos, x, z, y, act, pol_delta, pol_refine,
+                  pol_rtol, pol_as, eps_abs, eps_rel, res, Lx_c, Ld_c, Ldinv_c, act_c, pvalid):
+            status = 1
+            pol = 1
+    last_it = max_iter if status == 0 else 0
+    for it in range(1, last_it + 1):
         for j in range(n):
             x_prev[j] = x[j]
         for i in range(m):
@@ -596,7 +633,8 @@ def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
                 active_set(z, y, l, u, act)
                 pol = 1 if polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv, Kp, Ki, Kx, Lp, Li, Rp, Rj,
                                   Rpos, perm, pdiag_kkt, P_diag, A_pos, rho_pos, x, z, y, act, pol_delta,
-                                  pol_refine, pol_as, eps_abs, eps_rel, res) else -1
+                                  pol_refine, pol_rtol, pol_as, eps_abs, eps_rel, res, Lx_c, Ld_c, Ldinv_c, act_c,
+                                  pvalid) else -1
             break
         # ---- early polishing: once the residuals are below polish_tol and the active set guess changed,
         # the gap between attempts doubling after every failure
@@ -608,7 +646,7 @@ def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
                 n_pol += 1
                 if polish(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dinv, Esc, Einv, cinv, Kp, Ki, Kx, Lp, Li, Rp, Rj,
                           Rpos, perm, pdiag_kkt, P_diag, A_pos, rho_pos, x, z, y, act, pol_delta, pol_refine,
-                          pol_as, eps_abs, eps_rel, res):
+                          pol_rtol, pol_as, eps_abs, eps_rel, res, Lx_c, Ld_c, Ldinv_c, act_c, pvalid):
                     status = 1
                     pol = 1
                     break
@@ -698,10 +736,12 @@ def solve_one(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
 @njit(cache=True, error_model="numpy", parallel=_PAR)  # type: ignore[call-overload]
 def solve_batch(Pp, Pi, Px, Ap, Ai, Ax, q, l, u, Dsc, Esc, cost,  # noqa: E741
                 Kp, Ki, Kx, Lp, Li, Rp, Rj, Rpos, Lx, Ld, Ldinv, perm, rho_pos, pdiag_kkt, P_diag, A_pos,
-                row_type, rho_vec, rho, refactor, x, z, y, fpar, ipar, out):  # pragma: no cover - numba
+                row_type, rho_vec, rho, refactor, x, z, y, fpar, ipar, out,
+                Lx_c, Ld_c, Ldinv_c, act_c, pvalid):  # pragma: no cover - numba
     """:func:`solve_one` for every problem (first axis of all 2-D arrays), ``prange`` over problems."""
     nprob = q.shape[0]
     for k in prange(nprob):
         solve_one(Pp, Pi, Px[k], Ap, Ai, Ax[k], q[k], l[k], u[k], Dsc[k], Esc[k], cost[k],
                   Kp, Ki, Kx[k], Lp, Li, Rp, Rj, Rpos, Lx[k], Ld[k], Ldinv[k], perm, rho_pos, pdiag_kkt, P_diag,
-                  A_pos, row_type[k], rho_vec[k], rho[k:k + 1], refactor[k], x[k], z[k], y[k], fpar, ipar, out[k])
+                  A_pos, row_type[k], rho_vec[k], rho[k:k + 1], refactor[k], x[k], z[k], y[k], fpar, ipar, out[k],
+                  Lx_c[k], Ld_c[k], Ldinv_c[k], act_c[k], pvalid[k:k + 1])

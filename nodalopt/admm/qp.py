@@ -32,8 +32,16 @@ criteria, and solution polishing with two changes: the refinement starts from th
 ADMM iterate and a few primal-dual active-set corrections follow, and polishing is
 also tried early (``QPSettings.polish_tol``), ending the iterations as soon as a
 polished point meets the termination criterion.  Polished solutions satisfy the
-KKT conditions to ~1e-13, which is what makes the duals usable as prices; plain
-ADMM at eps 1e-8 gives duals to ~1e-5 relative on ill-conditioned problems.
+KKT conditions of their active set to ``polish_refine_tol * eps_abs`` (1e-9 at
+ADMM's eps 1e-7; each refinement step gains about two digits, so with
+``polish_refine_tol=0`` they reach ~1e-13), which is what makes the duals usable as
+prices; plain ADMM at eps 1e-8 gives duals to ~1e-5 relative on ill-conditioned
+problems.
+
+Warm re-solves (``QPSettings.polish_warm``): the factors remember each problem's last
+polishing active set and its reduced KKT factorization; a re-solve first polishes on
+that set, so when the active set did not change (late ADMM iterations) a solve costs
+a few triangular solves and no iteration or factorization.
 
 The twin reproduces the kernel's iterates to ~1e-10 as long as both take the same
 discrete decisions (rho updates, polishing accepted or not); on degenerate
@@ -334,7 +342,17 @@ class QPSettings:
     polish_delta : float
         Regularization of the polishing system.
     polish_refine_iter : int
-        Iterative refinement steps of polishing.
+        Iterative refinement steps of polishing (at most).
+    polish_refine_tol : float
+        Refinement stops early once the ∞-norm of the reduced KKT residual is at most
+        ``polish_refine_tol * eps_abs`` (in the scaled problem); 0 always takes
+        ``polish_refine_iter`` steps.
+    polish_warm : bool
+        A solve with :class:`Factors` that already polished (a warm-started re-solve, e.g. the next
+        ADMM iteration) first tries polishing on the active set of the last polishing, before any
+        iteration; the factorization of that reduced system is kept in the factors, so when the
+        active set has not changed the solve costs ``polish_refine_iter`` triangular solves.  The
+        point is accepted only if it meets the termination criterion, as any polished point.
     ordering : str
         Fill-reducing ordering of the KKT matrix: ``"auto"`` (fewest nonzeros in L among the
         others), ``"md"`` (minimum degree), ``"mmd"`` (SuperLU's multiple minimum degree on
@@ -364,6 +382,8 @@ class QPSettings:
     polish_active_set_iter: int = 3
     polish_delta: float = 1e-6
     polish_refine_iter: int = 5
+    polish_refine_tol: float = 1e-2
+    polish_warm: bool = True
     ordering: str = "auto"
 
     def __post_init__(self) -> None:
@@ -396,6 +416,7 @@ class QPSettings:
         f[kernels.F_ADAPT_TOL] = self.adaptive_rho_tolerance
         f[kernels.F_POL_DELTA] = self.polish_delta
         f[kernels.F_POL_TOL] = self.polish_tol
+        f[kernels.F_POL_RTOL] = self.polish_refine_tol * self.eps_abs
         return f
 
     def _ipar(self) -> IntArray:
@@ -407,6 +428,7 @@ class QPSettings:
         i[kernels.I_POL_REFINE] = self.polish_refine_iter
         i[kernels.I_POL_EVERY] = self.polish_interval
         i[kernels.I_POL_AS] = self.polish_active_set_iter
+        i[kernels.I_POL_WARM] = int(self.polish_warm)
         return i
 
 
@@ -828,6 +850,11 @@ class Factors:
     ``solve`` updates ``rho``, ``rho_vec``, ``Kx`` and the factors in place when a problem's rho
     adapts, so a later (warm-started) solve starts from the adapted step size; :meth:`reset_rho`
     goes back to a given rho (the factors are rebuilt lazily by the next solve).
+
+    The polishing cache (``polish_act``: active set of each problem's last polishing, 0 free,
+    1 lower, 2 upper; ``polish_state``: ``kernels.PC_NONE`` / ``PC_FACTOR`` (its reduced KKT
+    factorization is in ``Lx_pol, Ld_pol, Ldinv_pol``) / ``PC_ACTIVE`` (active set only)) is
+    updated by every solve; see ``QPSettings.polish_warm``.
     """
 
     symbolic: KKTSymbolic
@@ -846,6 +873,11 @@ class Factors:
     Lx: FloatArray
     Ld: FloatArray
     Ldinv: FloatArray
+    Lx_pol: FloatArray
+    Ld_pol: FloatArray
+    Ldinv_pol: FloatArray
+    polish_act: NDArray[np.int8]
+    polish_state: IntArray
 
     @property
     def K(self) -> int:
@@ -855,6 +887,22 @@ class Factors:
     def reset_rho(self, rho: float) -> None:
         """Restart every problem from step size ``rho`` (refactorized by the next :func:`solve`)."""
         self.rho[:] = rho
+
+    def active_sets(self) -> tuple[NDArray[np.int8], NDArray[np.bool_]]:
+        """Copies of the last polishing's active set of every problem and whether one is known."""
+        return self.polish_act.copy(), self.polish_state != kernels.PC_NONE
+
+    def set_active_sets(self, act: ArrayLike, known: ArrayLike) -> None:
+        """Active sets to try first (e.g. those of factors of other matrices, or of a checkpoint).
+
+        Their reduced factorizations are not known here: the next polishing factorizes.
+        """
+        a = np.asarray(act, dtype=np.int8)
+        k = np.asarray(known, dtype=bool)
+        if a.shape != self.polish_act.shape or k.shape != self.polish_state.shape:
+            raise ValueError(f"active sets of shape {a.shape} / {k.shape} do not fit {self.polish_act.shape}")
+        self.polish_act[:] = a
+        self.polish_state[:] = np.where(k, kernels.PC_ACTIVE, kernels.PC_NONE)
 
 
 def _assemble_kkt(sym: KKTSymbolic, Ps: FloatArray, As: FloatArray, rho_vec: FloatArray, sigma: float) -> FloatArray:
@@ -898,7 +946,10 @@ def factorize(batch: QPBatch, settings: QPSettings | None = None, symbolic: KKTS
         kernels.ldl_factor_batch(sym.Kp, sym.Ki, Kx, sym.Lp, sym.Li, sym.Rp, sym.Rj, sym.Rpos, Lx, Ld, Ldinv)
     return Factors(symbolic=sym, pattern=batch.pattern, P_data=batch.P_data.copy(), A_data=batch.A_data.copy(),
                    scaled=sc, sigma=s.sigma, scaling=s.scaling, eq_tol=s.eq_tol, rho_eq_scale=s.rho_eq_scale,
-                   rho_min=s.rho_min, rho=rho, rho_vec=rho_vec, Kx=Kx, Lx=Lx, Ld=Ld, Ldinv=Ldinv)
+                   rho_min=s.rho_min, rho=rho, rho_vec=rho_vec, Kx=Kx, Lx=Lx, Ld=Ld, Ldinv=Ldinv,
+                   Lx_pol=np.empty_like(Lx), Ld_pol=np.empty_like(Ld), Ldinv_pol=np.empty_like(Ldinv),
+                   polish_act=np.zeros((batch.K, sym.m), dtype=np.int8),
+                   polish_state=np.full(batch.K, kernels.PC_NONE, dtype=np.int64))
 
 
 # ====================================================================== solve
@@ -967,10 +1018,17 @@ def solve(batch: QPBatch, factors: Factors, settings: QPSettings | None = None,
                             sc.D, sc.E, sc.c, sym.Kp, sym.Ki, factors.Kx, sym.Lp, sym.Li, sym.Rp, sym.Rj, sym.Rpos,
                             factors.Lx, factors.Ld, factors.Ldinv, sym.perm, sym.rho_pos, sym.pdiag_kkt,
                             sym.P_diag, sym.A_pos, types, factors.rho_vec,
-                            factors.rho, refactor, x, z, y, s._fpar(), s._ipar(), out)
+                            factors.rho, refactor, x, z, y, s._fpar(), s._ipar(), out,
+                            factors.Lx_pol, factors.Ld_pol, factors.Ldinv_pol, factors.polish_act,
+                            factors.polish_state)
         res = _result(sc, x, z, y, out, factors.rho)
     res.status[bad] = STATUS_PRIMAL_INFEASIBLE
     return res
+
+
+def _same(a: FloatArray, b: FloatArray) -> bool:
+    """Equal arrays, NaN equal to NaN (the NaN-aware comparison only when the plain one fails)."""
+    return a is b or bool(np.array_equal(a, b)) or bool(np.array_equal(a, b, equal_nan=True))
 
 
 def _check_factors(batch: QPBatch, f: Factors, s: QPSettings) -> None:
@@ -983,8 +1041,7 @@ def _check_factors(batch: QPBatch, f: Factors, s: QPSettings) -> None:
         raise ValueError("batch pattern differs from the factorized one")
     if batch.K != f.K:
         raise ValueError(f"batch has {batch.K} problems, factors {f.K}")
-    if not (np.array_equal(batch.P_data, f.P_data, equal_nan=True)
-            and np.array_equal(batch.A_data, f.A_data, equal_nan=True)):
+    if not (_same(batch.P_data, f.P_data) and _same(batch.A_data, f.A_data)):
         raise ValueError("P or A values differ from the factorized batch: call factorize() again")
     if (s.sigma, s.scaling, s.eq_tol, s.rho_eq_scale, s.rho_min) != (f.sigma, f.scaling, f.eq_tol, f.rho_eq_scale,
                                                                         f.rho_min):
@@ -1024,7 +1081,8 @@ def _sym_full(pattern: QPPattern, P_data: FloatArray) -> sp.csc_matrix:
 
 
 def solve_numpy(batch: QPBatch, settings: QPSettings | None = None,
-                warm_start: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None) -> QPResult:
+                warm_start: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None,
+                active_sets: tuple[NDArray[np.int8], NDArray[np.bool_]] | None = None) -> QPResult:
     """Plain numpy/scipy twin of :func:`factorize` + :func:`solve` (same scaling and iteration sequence).
 
     A loop over problems; each KKT matrix is factorized by ``scipy.sparse.linalg.splu``
@@ -1035,6 +1093,10 @@ def solve_numpy(batch: QPBatch, settings: QPSettings | None = None,
     batch : QPBatch
     settings : QPSettings, optional
     warm_start : tuple (x, z, y), optional
+    active_sets : tuple (act (K, m) int8, known (K,) bool), optional
+        The polishing cache of :class:`Factors` (:meth:`Factors.active_sets`): with
+        ``settings.polish_warm``, problems with a known set try polishing on it first.  Updated
+        in place with the active set of each problem's last polishing, as the kernel does.
 
     Returns
     -------
@@ -1051,12 +1113,16 @@ def solve_numpy(batch: QPBatch, settings: QPSettings | None = None,
     out = np.zeros((K, kernels.N_OUT))
     rho_out = np.full(K, float(s.rho))
     adapt = s._adapt_interval()
+    acts, known = active_sets if active_sets is not None else (np.zeros((K, m), np.int8), np.zeros(K, bool))
     with np.errstate(all="ignore"):
         for k in range(K):
             P = _sym_full(pt, sc.P[k])
             A = sp.csc_matrix((sc.A[k], pt.A_indices, pt.A_indptr), shape=(m, n))
-            out[k], rho_out[k] = _iterate_numpy(P, A, q[k], ls[k], us[k], sc.D[k], sc.E[k], float(sc.c[k]),
-                                                types[k], float(s.rho), X[k], Z[k], Y[k], s, adapt)
+            cache = acts[k] if known[k] else None
+            out[k], rho_out[k], last = _iterate_numpy(P, A, q[k], ls[k], us[k], sc.D[k], sc.E[k], float(sc.c[k]),
+                                                      types[k], float(s.rho), X[k], Z[k], Y[k], s, adapt, cache)
+            if last is not None:
+                acts[k], known[k] = last, True
         res = _result(sc, X, Z, Y, out, rho_out)
     res.status[_invalid_bounds(batch)] = STATUS_PRIMAL_INFEASIBLE
     return res
@@ -1120,8 +1186,12 @@ def _polish_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatArr
         except RuntimeError:
             return False, res
         sol = np.concatenate([x, np.where(on, y, 0.0)])
+        rtol = s.polish_refine_tol * s.eps_abs
         for _ in range(s.polish_refine_iter):
-            sol = sol + lu.solve(rhs - Ktrue @ sol)
+            r = rhs - Ktrue @ sol
+            if np.max(np.abs(r), initial=0.0) <= rtol:
+                break
+            sol = sol + lu.solve(r)
         xp = sol[:n]
         yp = np.where(on, sol[n:], 0.0)
         if rnd == s.polish_active_set_iter:
@@ -1160,8 +1230,14 @@ def _polish_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatArr
 
 def _iterate_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatArray, u: FloatArray,  # noqa: E741
                    Dsc: FloatArray, Esc: FloatArray, cost: float, types: NDArray[np.int8], rho: float,
-                   x: FloatArray, z: FloatArray, y: FloatArray, s: QPSettings, adapt: int) -> tuple[FloatArray, float]:
-    """OSQP iterations of one scaled problem (in place on x, z, y); twin of ``kernels.solve_one``."""
+                   x: FloatArray, z: FloatArray, y: FloatArray, s: QPSettings, adapt: int,
+                   act_warm: NDArray[np.int8] | None = None,
+                   ) -> tuple[FloatArray, float, NDArray[np.int8] | None]:
+    """OSQP iterations of one scaled problem (in place on x, z, y); twin of ``kernels.solve_one``.
+
+    ``act_warm``: active set of the last polishing (tried first with ``polish_warm``). Returns the
+    outputs, the final rho and the active set of the last polishing made here (None: none).
+    """
     n, m = q.size, l.size
     rho_vec = _rho_vectors(np.array([rho]), types[None, :], s)[0]
     rhoinv = 1.0 / rho_vec
@@ -1172,7 +1248,15 @@ def _iterate_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatAr
     act = np.zeros(m, dtype=np.int8)
     pol_gap = s.polish_interval
     res: dict[str, float] = {}
-    for it in range(1, s.max_iter + 1):
+    polished_any = False
+    if s.polish and s.polish_warm and act_warm is not None:
+        act[:] = act_warm
+        n_pol += 1
+        polished_any = True
+        ok, res = _polish_numpy(P, A, q, l, u, Dinv, Esc, Einv, cinv, x, z, y, act, s, res)
+        if ok:
+            status, pol = 1, 1
+    for it in range(1, (s.max_iter if status == 0 else 0) + 1):
         x_prev, z_prev, y_prev = x.copy(), z.copy(), y.copy()
         rhs = np.concatenate([s.sigma * x - q, z - y * rhoinv])
         sol = lu.solve(rhs) if lu is not None else np.full(n + m, np.nan)  # type: ignore[attr-defined]
@@ -1198,6 +1282,7 @@ def _iterate_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatAr
             status = 1
             if s.polish:
                 _active_set_numpy(z, y, l, u, act)
+                polished_any = True
                 ok, res = _polish_numpy(P, A, q, l, u, Dinv, Esc, Einv, cinv, x, z, y, act, s, res)
                 pol = 1 if ok else -1
             break
@@ -1207,6 +1292,7 @@ def _iterate_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatAr
             if _active_set_numpy(z, y, l, u, act) or last_polish < 0:
                 last_polish = it
                 n_pol += 1
+                polished_any = True
                 ok, res = _polish_numpy(P, A, q, l, u, Dinv, Esc, Einv, cinv, x, z, y, act, s, res)
                 if ok:
                     status, pol = 1, 1
@@ -1247,4 +1333,4 @@ def _iterate_numpy(P: sp.csc_matrix, A: sp.csc_matrix, q: FloatArray, l: FloatAr
     if pol == 1:
         prim, dual = res["prim"], res["dual"]
     out = np.array([it, prim, dual, status, n_ref, pol, n_pol], dtype=np.float64)
-    return out, rho
+    return out, rho, (act.copy() if polished_any else None)
