@@ -34,7 +34,7 @@ from ..distribution import lindistflow as LD
 from ..distribution.model import TDOPF
 from ..distribution.prices import FeederDuals
 from ..distribution.td import TDNetwork
-from ..errors import ConvergenceError, InputError, NodalOptError
+from ..errors import ConvergenceError, InfeasibleError, InputError, NodalOptError
 from . import feeder_qp as FQ
 from .qp import QPBatch, QPResult, QPSettings
 
@@ -53,6 +53,15 @@ class ADMMSettings:
         Primal / dual residual tolerances (MW, relative), as Boyd et al. (2011) section 3.3.
     price_tol : float
         Largest change of any substation price between two iterations ($/MWh) to stop.
+    infeasible_price, infeasible_window : float, int
+        Infeasibility test.  When transmission and feeders cannot agree on any exchange, the
+        ADMM increments ``u_{k+1} - u_k`` converge to a constant non-zero vector (the gap
+        between the two feasible sets, Banjac et al. 2019) and the substation prices grow
+        without bound.  ADMM raises :class:`InfeasibleError` once that increment has been
+        constant (relative change below 1e-6, gap above 1e-3 MW) for ``infeasible_window``
+        iterations and a price where the gap is has passed ``infeasible_price`` $/MWh in
+        absolute value (a market price cap: a coupled problem that needs higher prices is
+        reported as infeasible; raise it if that is legitimate).
     max_iter : int
         Iteration limit; reaching it raises :class:`ConvergenceError` unless
         ``return_unconverged``.
@@ -78,6 +87,8 @@ class ADMMSettings:
     eps_abs: float = 1e-5
     eps_rel: float = 1e-6
     price_tol: float = 1e-4
+    infeasible_price: float = 1e4
+    infeasible_window: int = 10
     max_iter: int = 3000
     balance_mu: float = 10.0
     balance_tau: float = 2.0
@@ -92,6 +103,31 @@ class ADMMSettings:
     callback: Callable[[int, Any], None] | None = None  # called as callback(iteration, admm) after each iteration
     qp: QPSettings = field(default_factory=lambda: QPSettings(eps_abs=1e-7, eps_rel=1e-7, scaling=0, max_iter=50000,
                                                               polish_delta=1e-7, polish_active_set_iter=10))
+
+
+class _GapWatch:
+    """Signature of an infeasible coupling: a constant, non-zero ADMM increment and runaway prices."""
+
+    GAP_MW = 1e-3
+    RTOL = 1e-6
+
+    def __init__(self, window: int, price_cap: float) -> None:
+        self.window, self.price_cap = int(window), float(price_cap)
+        self.prev: np.ndarray | None = None
+        self.count = 0
+
+    def reset(self) -> None:
+        self.prev, self.count = None, 0
+
+    def update(self, du: np.ndarray, price: np.ndarray) -> bool:
+        """True when the gap ``du`` has been constant for ``window`` iterations and prices passed the cap."""
+        g = float(np.max(np.abs(du), initial=0.0))
+        stable = self.prev is not None and g > self.GAP_MW and \
+            float(np.max(np.abs(du - self.prev))) <= self.RTOL * g
+        self.count = self.count + 1 if stable else 0
+        self.prev = du.copy()
+        at_gap = np.abs(du) >= 0.5 * g
+        return self.count >= self.window and bool(np.any(np.abs(price[at_gap]) >= self.price_cap))
 
 
 class _Coupling:
@@ -214,6 +250,28 @@ class ADMM(TDOPF):
             p[g.members] = r.x[:, g.layout.col("psub", 0, np.arange(self.T))]
         return p
 
+    def _infeasible(self, gap: np.ndarray, it: int, price: np.ndarray) -> InfeasibleError:
+        """InfeasibleError naming the substations and hours of the largest exchange gap (d - p, MW)."""
+        fo, net = self.fo, self.net
+        bus_of_node = np.full(net.n_node, -1, dtype=np.int64)
+        bus_of_node[net.bus_node] = net.bus_ids
+        order = np.argsort(-np.abs(gap), axis=None)
+        big = order[np.abs(gap.ravel()[order]) > _GapWatch.GAP_MW]
+        short: list[tuple[object, object, float]] = []
+        for k in big:
+            i, t = np.unravel_index(int(k), gap.shape)
+            short.append((f"{fo.names[i]} (bus {bus_of_node[fo.inst_tnode[i]]})", int(t), float(-gap[i, t])))
+        parts = [f"{name} hour {t}: {mw:+.3f} MW" for name, t, mw in short[:8]]
+        more = f" (+{len(short) - 8} more)" if len(short) > 8 else ""
+        return InfeasibleError(
+            f"the T&D problem is infeasible: after {it} ADMM iterations the transmission and feeder exchanges "
+            f"still differ by a constant gap while substation prices passed {self.settings.infeasible_price:g} "
+            f"$/MWh (up to {float(np.max(np.abs(price))):.3g}); exchange gap between the closest feasible "
+            f"feeder imports and transmission deliveries (+: the feeders need more than the transmission can "
+            f"deliver, -: they must export more than it can take): " + "; ".join(parts) + more
+            + ". Raise transmission generation or branch limits there, add feeder flexibility, or run the "
+              "centralized TDOPF for the exact shortfall.", shortfall=short)
+
     # ------------------------------------------------------------------ solve
     def solve(self, profiles: Mapping[tuple[str, str], Any] | None = None, *, resume: bool = False,
               warm_start: xr.Dataset | None = None) -> xr.Dataset:
@@ -285,6 +343,7 @@ class ADMM(TDOPF):
         raw_t: _Raw | None = None
         bar = _progress(s.progress, s.max_iter, start_it)
         converged = False
+        watch = _GapWatch(s.infeasible_window, s.infeasible_price)
         for it in range(start_it + 1, s.max_iter + 1):
             ti = time.perf_counter()
             # transmission update
@@ -299,7 +358,8 @@ class ADMM(TDOPF):
             self._check_feeders(res, it)
             warm = [(r.x, r.z, r.y) for r in res]
             p_new = self._imports(res)
-            u = u + dh - p_new
+            du = dh - p_new
+            u = u + du
             r_norm = float(np.linalg.norm(d - p_new))
             s_norm = float(self.rho * np.linalg.norm(p_new - p))
             price = -self.rho * u / dt
@@ -312,6 +372,9 @@ class ADMM(TDOPF):
                            ("max_price_change", dprice), ("seconds", time.perf_counter() - ti)):
                 hist[k].append(val)
             bar(r_norm, s_norm, self.rho, dprice)
+            if watch.update(du, price):
+                bar(None, None, None, None)
+                raise self._infeasible(du / s.alpha, it, price)
             tight = r_norm <= eps_pri and s_norm <= eps_dual and dprice <= s.price_tol
             lf = s.loss_check_factor
             loose = r_norm <= lf * eps_pri and s_norm <= lf * eps_dual and dprice <= lf * s.price_tol
@@ -338,7 +401,8 @@ class ADMM(TDOPF):
                         raise ConvergenceError(f"feeder losses did not settle in {self.loss_max_iter} AC updates "
                                                f"(gaps {gap_mw:.2e} MW, {gap_vm:.2e} pu).")
                     self._update_losses(ac, curvature=True)
-                    self._build_feeders(target)  # same patterns, new values: the last solution stays a warm start
+                    self._build_feeders(target)
+                    watch.reset()  # same patterns, new values: the last solution stays a warm start
             elif s.balance_every and it % s.balance_every == 0 and it <= s.balance_until:
                 factor = 1.0
                 if r_norm > s.balance_mu * s_norm:
