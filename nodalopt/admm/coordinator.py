@@ -74,7 +74,9 @@ class ADMMSettings:
     qp : QPSettings
         Feeder QP solver settings.  Defaults differ from :class:`QPSettings` in: tolerances
         1e-7, no Ruiz scaling (the cost scaling would change with every new price), and
-        polishing with ``polish_delta=1e-7`` and up to 10 active-set corrections.  Feeders with
+        polishing with ``polish_delta=1e-7``, up to 10 active-set corrections and refinement to a
+        reduced-KKT residual of 1e-8 (``polish_refine_tol=0.1``; prices to ~1e-8 $/MWh, far
+        below ADMM's own tolerance).  Feeders with
         a binding voltage limit have near-dependent active rows (neighbouring nodes' limits);
         at OSQP's delta 1e-6 the refinement of their reduced system converges too slowly to
         pass the termination test, so they needed thousands of iterations per ADMM step, and a
@@ -102,7 +104,8 @@ class ADMMSettings:
     price_start: bool = True  # initial prices from a transmission solve at the feeders' base imports
     callback: Callable[[int, Any], None] | None = None  # called as callback(iteration, admm) after each iteration
     qp: QPSettings = field(default_factory=lambda: QPSettings(eps_abs=1e-7, eps_rel=1e-7, scaling=0, max_iter=50000,
-                                                              polish_delta=1e-7, polish_active_set_iter=10))
+                                                              polish_delta=1e-7, polish_active_set_iter=10,
+                                                              polish_refine_tol=0.1))
 
 
 class _GapWatch:

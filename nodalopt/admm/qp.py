@@ -32,8 +32,8 @@ criteria, and solution polishing with two changes: the refinement starts from th
 ADMM iterate and a few primal-dual active-set corrections follow, and polishing is
 also tried early (``QPSettings.polish_tol``), ending the iterations as soon as a
 polished point meets the termination criterion.  Polished solutions satisfy the
-KKT conditions of their active set to ``polish_refine_tol * eps_abs`` (1e-9 at
-ADMM's eps 1e-7; each refinement step gains about two digits, so with
+KKT conditions of their active set to ``polish_refine_tol * eps_abs`` (1e-10 with the
+defaults, 1e-8 with ADMM's settings; each refinement step gains about two digits, so with
 ``polish_refine_tol=0`` they reach ~1e-13), which is what makes the duals usable as
 prices; plain ADMM at eps 1e-8 gives duals to ~1e-5 relative on ill-conditioned
 problems.
@@ -954,18 +954,27 @@ def factorize(batch: QPBatch, settings: QPSettings | None = None, symbolic: KKTS
 
 # ====================================================================== solve
 def _initial_iterates(batch: QPBatch, sc: _Scaled, warm_start: tuple[ArrayLike, ArrayLike, ArrayLike] | None,
-                      ) -> tuple[FloatArray, FloatArray, FloatArray]:
+                      unit: bool = False) -> tuple[FloatArray, FloatArray, FloatArray]:
     K, n, m = batch.K, batch.pattern.n, batch.pattern.m
     if warm_start is None:
         return np.zeros((K, n)), np.zeros((K, m)), np.zeros((K, m))
     x0, z0, y0 = (np.broadcast_to(np.asarray(a, dtype=np.float64), shp)
                   for a, shp in zip(warm_start, ((K, n), (K, m), (K, m)), strict=True))
+    if unit:  # copies: the kernel iterates in place
+        return np.array(x0, order="C"), np.array(z0, order="C"), np.array(y0, order="C")
     return (np.ascontiguousarray(x0 / sc.D), np.ascontiguousarray(z0 * sc.E),
             np.ascontiguousarray(y0 * sc.c[:, None] / sc.E))
 
 
 def _result(sc: _Scaled, x: FloatArray, z: FloatArray, y: FloatArray, out: FloatArray, rho: FloatArray,
-            ) -> QPResult:
+            unit: bool = False) -> QPResult:
+    if unit:
+        return QPResult(x=x, y=y, z=z, iterations=out[:, kernels.O_ITER].astype(np.int64),
+                        prim_res=out[:, kernels.O_PRIM].copy(), dual_res=out[:, kernels.O_DUAL].copy(),
+                        status=out[:, kernels.O_STATUS].astype(np.int64), rho=rho.copy(),
+                        refactorizations=out[:, kernels.O_REFACT].astype(np.int64),
+                        polished=out[:, kernels.O_POLISH].astype(np.int64),
+                        polish_attempts=out[:, kernels.O_NPOL].astype(np.int64))
     return QPResult(x=x * sc.D, y=y * sc.E / sc.c[:, None], z=z / sc.E,
                     iterations=out[:, kernels.O_ITER].astype(np.int64), prim_res=out[:, kernels.O_PRIM].copy(),
                     dual_res=out[:, kernels.O_DUAL].copy(), status=out[:, kernels.O_STATUS].astype(np.int64),
@@ -1003,14 +1012,15 @@ def solve(batch: QPBatch, factors: Factors, settings: QPSettings | None = None,
     _check_factors(batch, factors, s)
     sym, sc = factors.symbolic, factors.scaled
     pt = batch.pattern
-    q = np.ascontiguousarray(batch.q * sc.D * sc.c[:, None])
-    ls = np.ascontiguousarray(batch.l * sc.E)
-    us = np.ascontiguousarray(batch.u * sc.E)
+    unit = factors.scaling <= 0  # no Ruiz scaling: D, E, c are ones (the kernel only reads q, l, u)
+    q = np.ascontiguousarray(batch.q) if unit else np.ascontiguousarray(batch.q * sc.D * sc.c[:, None])
+    ls = np.ascontiguousarray(batch.l) if unit else np.ascontiguousarray(batch.l * sc.E)
+    us = np.ascontiguousarray(batch.u) if unit else np.ascontiguousarray(batch.u * sc.E)
     types = _row_types(ls, us, s.eq_tol)
     want = _rho_vectors(factors.rho, types, s)
     refactor = np.any(want != factors.rho_vec, axis=1).astype(np.int64)
     factors.rho_vec[:] = want
-    x, z, y = _initial_iterates(batch, sc, warm_start)
+    x, z, y = _initial_iterates(batch, sc, warm_start, unit)
     out = np.zeros((batch.K, kernels.N_OUT))
     bad = _invalid_bounds(batch)
     with np.errstate(all="ignore"):
@@ -1021,7 +1031,7 @@ def solve(batch: QPBatch, factors: Factors, settings: QPSettings | None = None,
                             factors.rho, refactor, x, z, y, s._fpar(), s._ipar(), out,
                             factors.Lx_pol, factors.Ld_pol, factors.Ldinv_pol, factors.polish_act,
                             factors.polish_state)
-        res = _result(sc, x, z, y, out, factors.rho)
+        res = _result(sc, x, z, y, out, factors.rho, unit)
     res.status[bad] = STATUS_PRIMAL_INFEASIBLE
     return res
 
