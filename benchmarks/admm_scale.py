@@ -78,7 +78,6 @@ def run_specs(a: argparse.Namespace) -> dict[str, dict[str, Any]]:
                           section="kernel"),
         "central_big": dict(kind="central", n=big, n_var=0, section="big"),
         "admm_big": dict(kind="admm", n=big, n_var=0, section="big", **s),
-        "admm_big_pi5": dict(kind="admm", n=big, n_var=0, section="big", qp=dict(polish_interval=5), **s),
         **{f"admm_huge_{n}": dict(kind="admm", n=n, n_var=0, section="huge", limit_s=a.huge_limit_s, **s)
            for n in huge},
         "tcheck": dict(kind="tcheck", n=0, n_var=0, sizes=sorted({200, 400, 800, 1000, 1200, 1600, *huge}),
@@ -484,7 +483,6 @@ def _clarabel_one(b: Any, k: int, xref: Any) -> dict[str, Any]:
 
 
 def child_kernel(spec: dict[str, Any], res: dict[str, Any]) -> None:
-    import dataclasses
 
     import numba
     import numpy as np
@@ -556,20 +554,6 @@ def child_kernel(spec: dict[str, Any], res: dict[str, Any]) -> None:
                     refactorizations_mean=float(np.concatenate([r.refactorizations for r in rs]).mean()))
 
     same = max(float(np.abs(a.x - b.x).max()) for a, b in zip(rw, cap["res"], strict=True))
-    what_if = []  # warm solves with an earlier first polish (the default waits polish_interval = 25 iterations)
-    for pi in (10, 5):
-        st2 = dataclasses.replace(st, polish_interval=pi)
-        tt = []
-        for _ in range(reps):
-            fw = copy.deepcopy(cap["factors"])
-            t = time.perf_counter()
-            r2 = [solve(b, f, st2, warm_start=w) for b, f, w in zip(B, fw, W, strict=True)]
-            tt.append(time.perf_counter() - t)
-            del fw
-        what_if.append(dict(polish_interval=pi, warm_solve_s=min(tt), **its(r2),
-                            max_dx=max(float(np.abs(a.x - b.x).max()) for a, b in zip(r2, rw, strict=True)),
-                            max_dy=max(float(np.abs(a.y - b.y).max()) for a, b in zip(r2, rw, strict=True))))
-    res["warm_what_if"] = what_if
     nt = numba.get_num_threads()
     numba.set_num_threads(1)  # one core, as Clarabel
     fw = copy.deepcopy(cap["factors"])
@@ -843,21 +827,16 @@ def _summary(runs: dict[str, Any], cmp_: dict[str, Any]) -> list[str]:
         r = runs.get(key)
         if r and r.get("ok") and "warm_solve_1thread_s" in r:
             sp = min(r["speedup_warm_vs_resolve"], r["speedup_warm_vs_clarabel_only"])
-            w5 = next((w for w in r.get("warm_what_if", []) if w["polish_interval"] == 5), None)
-            extra = (f"; with `polish_interval=5` {r['clarabel_extrapolated']['clarabel_s'] / w5['warm_solve_s']:.0f}×"
-                     if w5 else "")
             L.append(f"| 2 | numba feeder update ≥ {KERNEL_TARGET:.0f}× faster than cvxpy + Clarabel ({r['K']} QPs) | "
                      f"warm {r['speedup_warm_vs_resolve']:.0f}× vs cvxpy re-solve, "
                      f"{r['speedup_warm_vs_clarabel_only']:.0f}× vs Clarabel solve_time (2 threads; 1 thread "
-                     f"{r['speedup_warm_1thread_vs_clarabel_only']:.1f}×){extra}; cold incl. factorization "
+                     f"{r['speedup_warm_1thread_vs_clarabel_only']:.1f}×); cold incl. factorization "
                      f"{r['speedup_cold_vs_clarabel_only']:.1f}× | {yes(sp >= KERNEL_TARGET)} |")
-    c, a, a5 = runs.get("central_big"), runs.get("admm_big"), runs.get("admm_big_pi5")
+    c, a = runs.get("central_big"), runs.get("admm_big")
     if c and a and c.get("ok") and a.get("ok"):
         ratio = a["time_s"] / c["time_s"]
-        extra = (f"; what-if `polish_interval=5`: {a5['time_s']:.0f} s = {a5['time_s'] / c['time_s']:.2f}"
-                 if a5 and a5.get("ok") else "")
         L.append(f"| 3 | ADMM ≤ 1/3 of the centralized wall time ({a['spec']['n']} feeders) | ADMM {a['time_s']:.0f} s "
-                 f"vs centralized {c['time_s']:.0f} s = {ratio:.2f}{extra} | {yes(ratio <= WALL_TARGET)} |")
+                 f"vs centralized {c['time_s']:.0f} s = {ratio:.2f} | {yes(ratio <= WALL_TARGET)} |")
     hs = sorted([r for k, r in runs.items() if k.startswith("admm_huge")], key=lambda r: r["spec"]["n"])
     for r in hs:
         if r.get("ok"):
@@ -996,10 +975,6 @@ def write_report(db: dict[str, Any]) -> None:
               f"| numba solve, warm (as in ADMM) | {r['warm_solve_s']:.3f} | {r['warm']['iters_mean']:.0f} / "
               f"{r['warm']['iters_max']} | {r['warm']['solved']}/{r['warm']['K']} |",
               f"| numba solve, warm, 1 thread | {r['warm_solve_1thread_s']:.3f} | | |",
-              *[f"| what-if: numba solve, warm, `polish_interval={w['polish_interval']}` | {w['warm_solve_s']:.3f} | "
-                f"{w['iters_mean']:.0f} / {w['iters_max']} | {w['solved']}/{w['K']} (polished {w['polished']}; "
-                f"max \\|Δx\\| {w['max_dx']:.0e}, \\|Δy\\| {w['max_dy']:.0e} vs default) |"
-                for w in r.get("warm_what_if", [])],
               f"| cvxpy build + compile + first solve (extrapolated) | {e['build_s'] + e['first_solve_s']:.1f} | | |",
               f"| cvxpy re-solve, compiled (extrapolated) | {e['resolve_s']:.1f} | | |",
               f"| Clarabel solve_time only (extrapolated) | {e['clarabel_s']:.1f} | | |", "",
@@ -1048,23 +1023,7 @@ def write_report(db: dict[str, Any]) -> None:
                 L.append(f"| ADMM in-process | **{a['status'][:300]}** | {_f(done)} done | | "
                          f"{_f(pr['solve_elapsed_s'] / pr['iteration'] if pr else None, '.2f')} | "
                          f"{_f(a.get('init_s'), '.1f')} | {_f(a.get('solve_s'), '.1f')} | | {a['peak_rss_mb']:.0f} |")
-        a5 = runs.get("admm_big_pi5")
-        if a5:
-            if a5.get("ok"):
-                L.append(f"| ADMM in-process, feeder QPs with `polish_interval=5` (what-if) | {a5['status']} | "
-                         f"{a5['iterations']} | {a5['loss_iterations'] - 1} | {a5['s_per_iter_mean']:.3f} | "
-                         f"{a5['init_s']:.1f} | {a5['solve_s']:.1f} | {a5['time_s']:.1f} | {a5['peak_rss_mb']:.0f} |")
-            else:
-                L.append(f"| ADMM, `polish_interval=5` | **{a5['status'][:300]}** | | | | | | | |")
         L.append("")
-        if c and a5 and c.get("ok") and a5.get("ok"):
-            c5 = cmp_.get("big_pi5") or {}
-            L.append(f"What-if: with the feeder QP setting `polish_interval=5` instead of 25 "
-                     "(`ADMMSettings().qp`; every warm-started feeder QP otherwise runs 25 OSQP iterations before its "
-                     f"first polish) ADMM / centralized = **{a5['time_s'] / c['time_s']:.2f}**, prices: max "
-                     f"\\|ΔDLMP\\| {_f(c5.get('dlmp_max_unique_root'), '.2e')}, max \\|ΔLMP\\| (unique) "
-                     f"{_f(c5.get('lmp_max_unique'), '.2e')}, objective rel. {_f(c5.get('objective_rel'), '.1e')}.")
-            L.append("")
         if c and a and c.get("ok") and a.get("ok"):
             ratio = a["time_s"] / c["time_s"]
             L.append(f"**Wall-time ratio ADMM / centralized = {ratio:.2f}** (target ≤ {WALL_TARGET:.2f}: "
@@ -1172,8 +1131,7 @@ def _td_scale_date() -> str:
         return "?"
 
 
-PAIRS = {"accuracy": ("accuracy_central", "accuracy_admm"), "big": ("central_big", "admm_big"),
-         "big_pi5": ("central_big", "admm_big_pi5")}
+PAIRS = {"accuracy": ("accuracy_central", "accuracy_admm"), "big": ("central_big", "admm_big")}
 
 
 def main(argv: list[str] | None = None) -> int:
