@@ -33,6 +33,9 @@ class Params:
     c1: cp.Parameter  # (G, T) $/MWh linear cost (carbon adders land here)
     lo_idx: np.ndarray
     hi_idx: np.ndarray
+    rate: cp.Parameter | None = None  # (rated conducting branches, T) MW, see flow_limits()
+    ramp_up: cp.Parameter | None = None  # (G_up, T - 1) MW per period, see ramp_limits()
+    ramp_down: cp.Parameter | None = None  # (G_down, T - 1)
 
 
 @dataclass
@@ -52,13 +55,29 @@ class Vars:
 def define_parameters(net: NetworkArrays, T: int) -> Params:
     lo_idx = np.flatnonzero(np.isfinite(net.gen_pmin))
     hi_idx = np.flatnonzero(np.isfinite(net.gen_pmax))
+    n_rated, n_up, n_dn = rated_rows(net).size, ramp_rows(net, "up").size, ramp_rows(net, "down").size
     return Params(
         load=cp.Parameter((net.n_load, T), name="Load-p") if net.n_load else cp.Parameter((1, T)),
         pmin=cp.Parameter((lo_idx.size, T), name="Generator-p_min") if lo_idx.size else None,
         pmax=cp.Parameter((hi_idx.size, T), name="Generator-p_max") if hi_idx.size else None,
         c1=cp.Parameter((net.n_gen, T), name="Generator-marginal_cost"),
         lo_idx=lo_idx, hi_idx=hi_idx,
+        rate=cp.Parameter((n_rated, T), nonneg=True, name="Line-s_nom") if n_rated else None,
+        ramp_up=cp.Parameter((n_up, T - 1), nonneg=True, name="Generator-ramp_limit_up")
+        if n_up and T > 1 else None,
+        ramp_down=cp.Parameter((n_dn, T - 1), nonneg=True, name="Generator-ramp_limit_down")
+        if n_dn and T > 1 else None,
     )
+
+
+def rated_rows(net: NetworkArrays) -> np.ndarray:
+    """Branches with a flow limit: finite rating and conducting (b != 0)."""
+    return np.flatnonzero(np.isfinite(net.br_rate) & (net.br_b != 0))
+
+
+def ramp_rows(net: NetworkArrays, direction: str) -> np.ndarray:
+    """Injectors with a finite ramp limit up (``"up"``) or down (``"down"``)."""
+    return np.flatnonzero(np.isfinite(net.gen_ramp_up if direction == "up" else net.gen_ramp_down))
 
 
 def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> Vars:
@@ -133,14 +152,17 @@ def flow_expression(net: NetworkArrays, v: Vars, rows: np.ndarray, T: int) -> cp
     return v.f[pos[rows]]
 
 
-def flow_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[cp.Constraint]]:
-    """-rate <= flow <= rate on rated branches (duals: mu_upper, mu_lower), bounds on ``f``."""
-    rows = np.flatnonzero(np.isfinite(net.br_rate) & (net.br_b != 0))
-    if not rows.size:
+def flow_limits(net: NetworkArrays, v: Vars, par: Params, T: int) -> tuple[np.ndarray, list[cp.Constraint]]:
+    """-rate <= flow <= rate on rated branches (duals: mu_upper, mu_lower), bounds on ``f``.
+
+    The rating is a Parameter (the branch ratings, per period) so that a re-solve can screen
+    out limits that cannot bind (see ``DCOPF`` constraint screening).
+    """
+    rows = rated_rows(net)
+    if not rows.size or par.rate is None:
         return rows, []
     f = flow_expression(net, v, rows, T)
-    rate = np.repeat(net.br_rate[rows, None], T, axis=1)
-    return rows, [f <= rate, f >= -rate]
+    return rows, [f <= par.rate, f >= -par.rate]
 
 
 def angle_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[cp.Constraint]]:
@@ -163,19 +185,19 @@ def generator_bounds(v: Vars, par: Params) -> list[cp.Constraint]:
     return cons
 
 
-def ramp_limits(net: NetworkArrays, v: Vars, T: int, dt: float) -> list[cp.Constraint]:
-    """p[t] - p[t-1] within [-ramp_down, ramp_up] * dt (no constraint on the first period)."""
+def ramp_limits(net: NetworkArrays, v: Vars, par: Params, T: int) -> list[cp.Constraint]:
+    """p[t] - p[t-1] within [-ramp_down, ramp_up] * dt (no constraint on the first period).
+
+    The limits (MW per period) are Parameters, see :func:`flow_limits`.
+    """
     if T < 2:
         return []
     cons = []
-    up = np.flatnonzero(np.isfinite(net.gen_ramp_up))
-    dn = np.flatnonzero(np.isfinite(net.gen_ramp_down))
-    if up.size:
-        d = v.p[up, 1:] - v.p[up, :-1]
-        cons.append(d <= np.repeat(net.gen_ramp_up[up, None] * dt, T - 1, 1))
-    if dn.size:
-        d = v.p[dn, 1:] - v.p[dn, :-1]
-        cons.append(d >= -np.repeat(net.gen_ramp_down[dn, None] * dt, T - 1, 1))
+    up, dn = ramp_rows(net, "up"), ramp_rows(net, "down")
+    if up.size and par.ramp_up is not None:
+        cons.append(v.p[up, 1:] - v.p[up, :-1] <= par.ramp_up)
+    if dn.size and par.ramp_down is not None:
+        cons.append(v.p[dn, 1:] - v.p[dn, :-1] >= -par.ramp_down)
     return cons
 
 
