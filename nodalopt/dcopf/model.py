@@ -41,6 +41,11 @@ CLARABEL_DEFAULTS: dict[str, Any] = {
     # Clarabel 0.11 picks the faer supernodal solver by default ("auto"); QDLDL is 2.5x faster on
     # 24-hour case1354pegase with ramps (0.45 vs 1.1 s per iteration) and as fast on case9241pegase
     "direct_solve_method": "qdldl",
+    # iterative refinement of each KKT solve to 1e-10 instead of Clarabel's 1e-13/1e-12: 20 % less
+    # solver time on case9241pegase (0.46 -> 0.39 s); unique LMPs move by < 1e-4 $/MWh, every PGLib
+    # case stays optimal and within 1e-4 of its baseline
+    "iterative_refinement_reltol": 1e-10,
+    "iterative_refinement_abstol": 1e-10,
 }
 #: Constraint screening of re-solves (see DCOPF.solve): limits slack by more than this fraction in
 #: the previous solution are left out (their bound is set to SCREENED, which Clarabel's presolve
