@@ -92,7 +92,7 @@ def test_feeder_qp_kernel_matches_numpy_twin_and_centralized() -> None:
         assert (r.status == 1).all()
         np.testing.assert_array_equal(r.iterations, tw.iterations)
         assert np.abs(r.x - tw.x).max() < 1e-9
-        assert np.abs(r.y - tw.y).max() < 1e-7
+        assert np.abs(r.y - tw.y).max() < 1e-9 * max(1.0, float(np.abs(tw.y).max()))  # y up to ~230
         lay = g.layout
         for res, tol in ((r, 1e-3), (solve(b, factorize(b, st), st), 5e-3)):
             assert (res.status == 1).all()
