@@ -42,7 +42,7 @@ class Params:
 class Vars:
     p: cp.Variable  # (G, T) injection MW
     theta: cp.Variable  # (N - R, T) rad, non-reference nodes
-    f: cp.Variable | None  # (C, T) MW flow on the branches of flow_rows()
+    f: cp.Variable | None  # (C, T) MW flow on the conducting branches (b != 0), see conducting()
     pc: cp.Variable | None  # (S, T) storage charge MW
     pd: cp.Variable | None  # (S, T) storage discharge MW
     e: cp.Variable | None  # (S, T) energy at period end MWh
@@ -83,7 +83,7 @@ def ramp_rows(net: NetworkArrays, direction: str) -> np.ndarray:
 def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> Vars:
     S = net.n_storage
     n_pwl = int(np.unique(net.pwl_gen).size)
-    n_c = int(flow_rows(net).size)
+    n_c = int(conducting(net).size)
     return Vars(
         p=cp.Variable((net.n_gen, T), name="Generator-p"),
         theta=cp.Variable((net.n_node - net.ref_node.size, T), name="Bus-v_ang"),
@@ -101,30 +101,6 @@ def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> V
 def conducting(net: NetworkArrays) -> np.ndarray:
     """Branches that carry DC flow (b != 0); a b = 0 branch (e.g. x = 0 in the pglib model) carries none."""
     return np.flatnonzero(net.br_b != 0)
-
-
-#: Unrated branches with |b| up to this (MW/rad) enter the nodal balance as ``b (theta_f - theta_t)``
-#: instead of through a flow variable; see :func:`flow_rows`.
-B_INLINE_MAX = 1e4
-
-
-def flow_rows(net: NetworkArrays) -> np.ndarray:
-    """Conducting branches that get a flow variable ``f`` (and a flow-definition row).
-
-    Rated branches need one (their limit is a bound on ``f``).  So do branches with a large
-    susceptance: written as ``b (theta_f - theta_t)`` in the balance rows they would put entries
-    of 1e5-1e6 there (PGLib), which Clarabel's equilibration cannot undo.  The other unrated
-    branches (most of the PEGASE cases after the benchmark fix-ups) enter the balance directly,
-    which removes a variable and an equality row each (case9241pegase: 9,754 of 16,049).
-    """
-    c = conducting(net)
-    keep = np.isfinite(net.br_rate[c]) | (np.abs(net.br_b[c]) > B_INLINE_MAX)
-    return c[keep]
-
-
-def inline_rows(net: NetworkArrays) -> np.ndarray:
-    """Conducting branches without a flow variable (see :func:`flow_rows`)."""
-    return np.setdiff1d(conducting(net), flow_rows(net))
 
 
 def reduced(m: sp.spmatrix, net: NetworkArrays) -> sp.csr_matrix:
@@ -148,12 +124,7 @@ def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) ->
     """
     expr = demand
     if v.f is not None:
-        expr = expr + sp.csr_matrix(net.incidence[flow_rows(net)].T) @ v.f
-    il = inline_rows(net)
-    if il.size:  # A_i^T (Bf_i theta + shift_i) for the branches without a flow variable
-        at = sp.csr_matrix(net.incidence[il].T)
-        expr = expr + (at @ reduced(net.bf, net)[il]) @ v.theta \
-            + np.repeat(at @ net.shift_flow[il], T).reshape(-1, T)
+        expr = expr + sp.csr_matrix(net.incidence[conducting(net)].T) @ v.f
     if net.n_gen:
         expr = expr - net.node_matrix(net.gen_node) @ v.p
     if v.pc is not None and v.pd is not None:
@@ -169,15 +140,14 @@ def flow_definition(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
     """f == Bf theta + shift flow on the conducting branches (DC power flow, MW)."""
     if v.f is None:
         return []
-    c = flow_rows(net)
+    c = conducting(net)
     return [v.f == reduced(net.bf, net)[c] @ v.theta + np.repeat(net.shift_flow[c, None], T, axis=1)]
 
 
 def flow_expression(net: NetworkArrays, v: Vars, rows: np.ndarray, T: int) -> cp.Expression:
-    """Flow (MW) on branches ``rows`` (all in :func:`flow_rows`): a selection of the flow variable."""
+    """Flow (MW) on branches ``rows`` (all conducting): a selection of the flow variable."""
     pos = np.full(net.n_branch, -1, np.int64)
-    fr = flow_rows(net)
-    pos[fr] = np.arange(fr.size)
+    pos[conducting(net)] = np.arange(conducting(net).size)
     assert v.f is not None and (pos[rows] >= 0).all()
     return v.f[pos[rows]]
 
