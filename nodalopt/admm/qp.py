@@ -968,17 +968,12 @@ def _initial_iterates(batch: QPBatch, sc: _Scaled, warm_start: tuple[ArrayLike, 
 
 def _result(sc: _Scaled, x: FloatArray, z: FloatArray, y: FloatArray, out: FloatArray, rho: FloatArray,
             unit: bool = False) -> QPResult:
-    if unit:
-        return QPResult(x=x, y=y, z=z, iterations=out[:, kernels.O_ITER].astype(np.int64),
-                        prim_res=out[:, kernels.O_PRIM].copy(), dual_res=out[:, kernels.O_DUAL].copy(),
-                        status=out[:, kernels.O_STATUS].astype(np.int64), rho=rho.copy(),
-                        refactorizations=out[:, kernels.O_REFACT].astype(np.int64),
-                        polished=out[:, kernels.O_POLISH].astype(np.int64),
-                        polish_attempts=out[:, kernels.O_NPOL].astype(np.int64))
-    return QPResult(x=x * sc.D, y=y * sc.E / sc.c[:, None], z=z / sc.E,
-                    iterations=out[:, kernels.O_ITER].astype(np.int64), prim_res=out[:, kernels.O_PRIM].copy(),
-                    dual_res=out[:, kernels.O_DUAL].copy(), status=out[:, kernels.O_STATUS].astype(np.int64),
-                    rho=rho.copy(), refactorizations=out[:, kernels.O_REFACT].astype(np.int64),
+    if not unit:  # back to the unscaled problem
+        x, y, z = x * sc.D, y * sc.E / sc.c[:, None], z / sc.E
+    return QPResult(x=x, y=y, z=z, iterations=out[:, kernels.O_ITER].astype(np.int64),
+                    prim_res=out[:, kernels.O_PRIM].copy(), dual_res=out[:, kernels.O_DUAL].copy(),
+                    status=out[:, kernels.O_STATUS].astype(np.int64), rho=rho.copy(),
+                    refactorizations=out[:, kernels.O_REFACT].astype(np.int64),
                     polished=out[:, kernels.O_POLISH].astype(np.int64),
                     polish_attempts=out[:, kernels.O_NPOL].astype(np.int64))
 

@@ -191,7 +191,6 @@ class DCOPF:
         self._solves = 0
         self.solver_time = 0.0
         self.screening = bool(screening)
-        self._screening_now = False
         self._last_raw: _Raw | None = None
         self.screen_stats: dict[str, int] = {}
 
@@ -328,12 +327,16 @@ class DCOPF:
                 and self._built.ext is None and self.solver == "CLARABEL"
                 and bool(self.solver_options.get("presolve_enable", True)))
 
+    def _flows(self, theta: np.ndarray) -> np.ndarray:
+        """Branch flows (branch, T) MW at node angles ``theta``."""
+        return np.asarray(self.net.bf @ theta) + self.net.shift_flow[:, None]
+
     def _limit_slack(self, raw: _Raw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per screenable family: (value, limit) at ``raw``, both (rows, T[-1]); binding when value >= limit."""
         net, b = self.net, self._built
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if b.par.rate is not None:
-            flow = (np.asarray(net.bf @ raw.theta) + net.shift_flow[:, None])[F.rated_rows(net)]
+            flow = self._flows(raw.theta)[F.rated_rows(net)]
             out["rate"] = (np.abs(flow), np.repeat(net.br_rate[F.rated_rows(net), None], b.T, axis=1))
         dp = np.diff(raw.p, axis=1)
         for name, sign, lim in (("ramp_up", 1.0, net.gen_ramp_up), ("ramp_down", -1.0, net.gen_ramp_down)):
@@ -409,23 +412,25 @@ class DCOPF:
         solve_s = solver_time = 0.0
         for t0 in range(0, self.T, b.T):
             self._set_parameters(b, series, t0)
-            self._screening_now = screen is not None
             if screen is not None:
                 self._apply_screen(b, screen)
-            solve_s += self._solve_checked(b, series, diagnose=b.T == self.T)
+            # cvxpy's warm start updates the cached Clarabel solver in place, which skips Clarabel's
+            # presolve: screened passes need it to drop their left-out rows
+            solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
             solver_time += self.solver_time
             parts.append(self._collect(b))
         self.solver_time = solver_time
         return (parts[0] if len(parts) == 1 else _stack(parts)), solve_s
 
-    def _solve_checked(self, b: _Built, series: prof.Series, diagnose: bool = True) -> float:
+    def _solve_checked(self, b: _Built, series: prof.Series, diagnose: bool = True,
+                       warm_start: bool = True) -> float:
         """Solve ``b`` as parameterised; raise the right error for anything but an optimum.
 
         ``diagnose=False`` (one period of an uncoupled horizon) skips the elastic look at solver
         failures: the caller retries the joint horizon, which is diagnosed if it fails too.
         """
         try:
-            status, solve_s = self._run(b)
+            status, solve_s = self._run(b, warm_start=warm_start)
         except SolverError as exc:
             # a numerical failure is often an infeasible problem in disguise: look before blaming the solver
             if diagnose:
@@ -469,12 +474,10 @@ class DCOPF:
             e=_val(v.e) if v.e is not None else None, objective=float(b.problem.value),
             cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None)
 
-    def _run(self, b: _Built, ignore_dpp: bool = False) -> tuple[str, float]:
+    def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True) -> tuple[str, float]:
         t0 = time.perf_counter()
         try:
-            # cvxpy re-solves update the cached Clarabel solver in place (warm_start); that path skips
-            # Clarabel's presolve, which screened re-solves need to drop their left-out rows
-            b.problem.solve(solver=self.solver, ignore_dpp=ignore_dpp, warm_start=not self._screening_now,
+            b.problem.solve(solver=self.solver, ignore_dpp=ignore_dpp, warm_start=warm_start,
                             **self.solver_options)
         except cp.error.SolverError as exc:
             raise SolverError(f"{self.solver} failed on {self.net.name}: {exc}", status="solver_error") from exc
@@ -544,7 +547,7 @@ class DCOPF:
         net, T, dt = self.net, self.T, self.dt
         prices = decompose(net, raw.lam, raw.mu, raw.nu)
         check_decomposition(prices, float(np.nanmax(np.abs(raw.lam))) if raw.lam.size else 1.0)
-        flow = np.asarray(net.bf @ raw.theta) + net.shift_flow[:, None]
+        flow = self._flows(raw.theta)
         demand_node = np.repeat(net.node_fixed_demand[:, None], T, 1)
         if net.n_load:
             demand_node = demand_node + net.node_matrix(net.load_node) @ (series.load_p * self._load_factor()[:, None])
