@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.runner import git_state
+from benchmarks.subproc import supervise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
@@ -630,36 +630,9 @@ def run_one(name: str, spec: dict[str, Any], limit_s: float, mem_mb: float, tmp:
     js = tmp / f"{name}.json"
     cmd = [sys.executable, "-m", "benchmarks.admm_scale", "--child", name, "--spec", json.dumps(spec),
            "--json", str(js)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     load0 = os.getloadavg()
-    t0 = time.perf_counter()
-    errf = (tmp / f"{name}.err").open("w+b")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True)
-    killed, peak_tree = None, 0.0
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak_tree = max(peak_tree, _tree_rss_mb(proc.pid))
-        if time.perf_counter() - t0 > limit_s:
-            killed = "timeout"
-        elif mem_mb > 0 and peak_tree > mem_mb:
-            killed = "memory"
-        if killed:
-            os.killpg(proc.pid, signal.SIGKILL)  # the child's own session: it and its Dask workers
-            pid, status, ru = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.25)
-    wall = time.perf_counter() - t0
-    try:  # leftover Dask processes of this run's session (normally none)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    code = os.waitstatus_to_exitcode(status)
-    errf.seek(0)
-    err = errf.read().decode(errors="replace")
-    errf.close()
+    sv = supervise(cmd, tmp / f"{name}.err", limit_s, mem_mb, _tree_rss_mb, poll_s=0.25, own_session=True)
+    killed, peak_tree, code, ru, wall, err = sv.killed, sv.peak_mb, sv.code, sv.ru, sv.wall_s, sv.stderr
     out: dict[str, Any] = {"name": name, "spec": spec}
     if killed == "timeout":
         out.update(ok=False, status=f"timeout: killed after {limit_s:.0f} s wall")

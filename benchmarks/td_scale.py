@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.runner import git_state
+from benchmarks.subproc import supervise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
@@ -196,31 +196,8 @@ def run_size(n: int, hours: int, limit_s: float, mem_mb: float, dlmp: bool, tmp:
     cmd = [sys.executable, "-m", "benchmarks.td_scale", "--child", str(n), "--hours", str(hours), "--json", str(js)]
     if dlmp:
         cmd.append("--dlmp")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    t0 = time.perf_counter()
-    errf = (tmp / f"n{n}.err").open("w+b")  # a file, not a pipe: a chatty child cannot block on it
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errf)
-    killed, peak_poll = None, 0.0
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak_poll = max(peak_poll, _rss_mb(proc.pid))
-        if time.perf_counter() - t0 > limit_s:
-            killed = "timeout"
-        elif mem_mb > 0 and peak_poll > mem_mb:
-            killed = "memory"
-        if killed:
-            proc.send_signal(signal.SIGKILL)
-            pid, status, ru = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.2)
-    wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    errf.seek(0)
-    err = errf.read().decode(errors="replace")
-    errf.close()
+    sv = supervise(cmd, tmp / f"n{n}.err", limit_s, mem_mb, _rss_mb, poll_s=0.2)
+    killed, peak_poll, code, ru, wall, err = sv.killed, sv.peak_mb, sv.code, sv.ru, sv.wall_s, sv.stderr
     out: dict[str, Any] = {"n_feeders": n}
     if killed == "timeout":
         out.update(ok=False, status=f"timeout: killed after {limit_s:.0f} s wall")
