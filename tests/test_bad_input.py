@@ -39,6 +39,19 @@ def test_negative_reactance_is_a_warning():
     assert ds.attrs["status"] == "optimal"
 
 
+def test_cancelling_negative_reactance_is_an_error():
+    # bus 3 hangs on two parallel lines with x and -x: connected, but B fixes no angle there
+    net = three_bus()
+    b3 = pp.create_bus(net, 110)
+    for x in (0.4, -0.4):
+        pp.create_line_from_parameters(net, 0, b3, 10, r_ohm_per_km=0.01, x_ohm_per_km=x, c_nf_per_km=0,
+                                       max_i_ka=1.0)
+    pp.create_load(net, b3, p_mw=10)
+    with pytest.warns(UserWarning, match="negative reactance"), \
+            pytest.raises(InputError, match=r"susceptances cancel.*negative reactance on line:4"):
+        solve(net)
+
+
 def test_self_loop():
     net = three_bus()
     net.line.at[2, "to_bus"] = net.line.at[2, "from_bus"]

@@ -122,7 +122,11 @@ def test_resolve_reuses_the_compiled_problem():
     assert model._built.problem is prob  # same cvxpy problem, new parameter values
     assert second.attrs["resolve"] == 1
     fresh = nodalopt.solve(storage_case(), profiles={("load", "p_mw"): loads})
-    np.testing.assert_allclose(second.lmp.values, fresh.lmp.values, atol=1e-5)
+    # 1e-3 $/MWh, the price accuracy of an interior-point solve at the default tolerances: the
+    # hour-0 price (storage at its initial state) is 20 $/MWh at tolerance 1e-12, and both the
+    # re-solve and the fresh solve land 4e-4 to 6e-4 below it, on different interior paths
+    np.testing.assert_allclose(second.lmp.values, fresh.lmp.values, atol=1e-3)
+    np.testing.assert_allclose(second.attrs["objective"], fresh.attrs["objective"], rtol=1e-9)
     assert not np.allclose(first.lmp.values, second.lmp.values)
 
 

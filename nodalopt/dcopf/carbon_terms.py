@@ -74,7 +74,7 @@ def carbon_price_series(carbon_price: Any, T: int) -> np.ndarray | None:
     return arr
 
 
-def co2_cap(p: cp.Variable, ef: np.ndarray, dt: float, cap: float) -> cp.Constraint:
+def co2_cap(p: cp.Expression, ef: np.ndarray, dt: float, cap: float) -> cp.Constraint:
     """dt * sum_t sum_g ef_g p_gt <= cap (tCO2 over the horizon); its dual is $/tCO2."""
     return dt * cp.sum(ef @ p) <= cap
 

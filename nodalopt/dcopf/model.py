@@ -26,6 +26,7 @@ from . import carbon_terms as CT
 from . import formulation as F
 from .degeneracy import unique_prices
 from .prices import check_decomposition, decompose
+from .solver import PresolvedClarabel
 from .state import SolvedState
 
 DEFAULT_SOLVER = "CLARABEL"
@@ -477,7 +478,9 @@ class DCOPF:
     def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True) -> tuple[str, float]:
         t0 = time.perf_counter()
         try:
-            b.problem.solve(solver=self.solver, ignore_dpp=ignore_dpp, warm_start=warm_start,
+            # Clarabel with the linear-cost rows substituted out (see dcopf.solver)
+            solver: Any = PresolvedClarabel() if self.solver == "CLARABEL" else self.solver
+            b.problem.solve(solver=solver, ignore_dpp=ignore_dpp, warm_start=warm_start,
                             **self.solver_options)
         except cp.error.SolverError as exc:
             raise SolverError(f"{self.solver} failed on {self.net.name}: {exc}", status="solver_error") from exc

@@ -172,8 +172,12 @@ class NetworkArrays:
         return _ro(island_ref[self.node_island])
 
     @cached_property
-    def _b_red_lu(self) -> spla.SuperLU:
-        """Sparse LU of the susceptance matrix without reference rows and columns (factorised once)."""
+    def b_red_lu(self) -> spla.SuperLU:
+        """Sparse LU of the susceptance matrix without reference rows and columns (factorised once).
+
+        Used by the price decomposition, the degeneracy test and the singularity check of
+        networks with negative reactances (:func:`~nodalopt.network.validate.check_susceptance`).
+        """
         nr = self.nonref_nodes
         b_red = sp.csc_matrix(sp.csc_matrix(self.bbus)[:, nr][nr])
         try:
@@ -185,7 +189,7 @@ class NetworkArrays:
 
     def solve_b_red(self, rhs: np.ndarray) -> np.ndarray:
         """Solve ``B_red x = rhs`` for (non-reference nodes x k) right-hand sides."""
-        return np.asarray(self._b_red_lu.solve(np.asarray(rhs, dtype=float).reshape(self.nonref_nodes.size, -1)))
+        return np.asarray(self.b_red_lu.solve(np.asarray(rhs, dtype=float).reshape(self.nonref_nodes.size, -1)))
 
     @cached_property
     def names_index(self) -> dict[str, dict[str, int]]:

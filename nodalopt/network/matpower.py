@@ -306,10 +306,9 @@ def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkAr
     ref_node, live = V.choose_references(node_island, ref_cand, g_node, load_node, pd_[load_node],
                                          node_label[load_node], fixed, node_label, where)
     pub = live_bus & live[node_island]
-    V.check_susceptance(n_node, f[conn], t[conn], b_pu[conn], ref_node, br_names[conn], f"{where} mpc.branch")
     pwl_gen, pwl_slope, pwl_icpt = expand_pwl(np.asarray(pwl_pos, np.int64), pwl_seg)
     n_g = gen.shape[0]
-    return NetworkArrays(
+    arrays = NetworkArrays(
         name=case.name, base_mva=case.base_mva, n_node=n_node,
         ref_node=ref_node, node_island=node_island, node_fixed_demand=fixed,
         bus_ids=bus_id[pub], bus_node=np.flatnonzero(pub),
@@ -323,3 +322,4 @@ def from_matpower(case: MatpowerCase, dc_model: str = "pandapower") -> NetworkAr
         load_node=load_node, load_p=pd_[load_node],
         meta={"source": case.path, "dc_model": dc_model},
     )
+    return V.check_susceptance(arrays, f"{where} mpc.branch")

@@ -405,11 +405,10 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
     ref_cand = np.r_[eg_nodes, ref_cand[~np.isin(ref_cand, eg_nodes)]].astype(np.int64)
     ref_node, live = V.choose_references(node_island, ref_cand, gen_node, load_node, load_p,
                                          load_names, fixed, node_label, "pandapower net")
-    V.check_susceptance(n_node, fb[conn], tb[conn], b_pu[conn], ref_node, br_names[conn], "pandapower branch model")
     pub = bus_in & live[node_island[bus_lookup[net.bus.index.to_numpy()]]]
     bus_ids = net.bus.index.to_numpy()[pub].astype(np.int64)
     pwl_gen, pwl_slope, pwl_icpt = expand_pwl(np.asarray(pwl_pos, np.int64), pwl_seg)
-    return NetworkArrays(
+    arrays = NetworkArrays(
         name=name or str(net.name or "pandapower net"),
         base_mva=base,
         n_node=n_node,
@@ -438,3 +437,4 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         meta={"source": "pandapower", "dc_model": dc_model},
         **st_kw,
     )
+    return V.check_susceptance(arrays, "pandapower branch model")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .arrays import NetworkArrays
 
 
 def _list(names: np.ndarray, mask: np.ndarray, limit: int = 5) -> str:
@@ -107,8 +111,7 @@ def islands(n_node: int, f: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.asarray(lab, dtype=np.int64)
 
 
-def check_susceptance(n_node: int, f: np.ndarray, t: np.ndarray, b: np.ndarray, ref_node: np.ndarray,
-                      names: np.ndarray, where: str) -> None:
+def check_susceptance(net: NetworkArrays, where: str) -> NetworkArrays:
     """Raise if the reduced susceptance matrix is singular, naming the negative-reactance branches.
 
     The island detection only sees which branches have ``b != 0``; with negative
@@ -116,32 +119,22 @@ def check_susceptance(n_node: int, f: np.ndarray, t: np.ndarray, b: np.ndarray, 
     susceptances can still cancel, e.g. two parallel branches with ``x`` and
     ``-x``: the network then looks connected but fixes no angle, and neither the
     dispatch nor the prices are determined.  Only checked when some ``b < 0``
-    (otherwise every island's reduced Laplacian is non-singular); one sparse LU.
+    (otherwise every island's reduced Laplacian is non-singular), on the sparse LU
+    that the price decomposition reuses (``net.b_red_lu``).  Returns ``net``.
     """
-    b = np.asarray(b, dtype=float)
-    neg = b < 0
+    neg = np.asarray(net.br_b) < 0
     if not neg.any():
-        return
-    import scipy.sparse.linalg as spla
-
-    a = sp.csr_matrix((np.r_[b, -b], (np.r_[f, t], np.r_[np.arange(b.size), np.arange(b.size)])),
-                      shape=(n_node, b.size))
-    inc = sp.csr_matrix((np.r_[np.ones(b.size), -np.ones(b.size)],
-                         (np.r_[np.arange(b.size), np.arange(b.size)], np.r_[f, t])), shape=(b.size, n_node))
-    keep = np.ones(n_node, bool)
-    keep[ref_node] = False
-    bb = sp.csc_matrix((a @ inc)[keep][:, keep])
-    singular = False
-    if bb.shape[0]:
-        try:
-            u = np.abs(spla.splu(bb).U.diagonal())
-            singular = bool(u.min() <= 1e-12 * max(u.max(), 1.0))
-        except RuntimeError:  # "Factor is exactly singular"
-            singular = True
+        return net
+    try:
+        u = np.abs(net.b_red_lu.U.diagonal())
+        singular = bool(u.size) and bool(u.min() <= 1e-12 * max(u.max(), 1.0))
+    except InputError:  # SuperLU: "Factor is exactly singular"
+        singular = True
     if singular:
         raise InputError(f"{where}: the branch susceptances cancel (singular susceptance matrix); "
-                         f"negative reactance on {_list(names, neg)}. Check the sign of these "
+                         f"negative reactance on {_list(net.br_names, neg)}. Check the sign of these "
                          "reactances or take the branches out of service.")
+    return net
 
 
 def choose_references(node_island: np.ndarray, ref_candidates: np.ndarray,
