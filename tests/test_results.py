@@ -117,9 +117,11 @@ def test_resolve_reuses_the_compiled_problem():
     model = nodalopt.DCOPF(net, hours=24)
     first = model.solve()
     prob = model._built.problem
+    compiled = prob._cache.param_prog  # cvxpy's compiled (DPP) program
     loads = pd.DataFrame({0: np.linspace(250, 320, 24)})
     second = model.solve({("load", "p_mw"): loads})
     assert model._built.problem is prob  # same cvxpy problem, new parameter values
+    assert compiled is not None and prob._cache.param_prog is compiled  # not canonicalized again
     assert second.attrs["resolve"] == 1
     fresh = nodalopt.solve(storage_case(), profiles={("load", "p_mw"): loads})
     # 1e-3 $/MWh, the price accuracy of an interior-point solve at the default tolerances: the

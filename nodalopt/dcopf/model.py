@@ -26,7 +26,7 @@ from . import carbon_terms as CT
 from . import formulation as F
 from .degeneracy import unique_prices
 from .prices import check_decomposition, decompose
-from .solver import PresolvedClarabel
+from .solver import PRESOLVED_CLARABEL
 from .state import SolvedState
 
 DEFAULT_SOLVER = "CLARABEL"
@@ -479,7 +479,7 @@ class DCOPF:
         t0 = time.perf_counter()
         try:
             # Clarabel with the linear-cost rows substituted out (see dcopf.solver)
-            solver: Any = PresolvedClarabel() if self.solver == "CLARABEL" else self.solver
+            solver: Any = PRESOLVED_CLARABEL if self.solver == "CLARABEL" else self.solver
             b.problem.solve(solver=solver, ignore_dpp=ignore_dpp, warm_start=warm_start,
                             **self.solver_options)
         except cp.error.SolverError as exc:

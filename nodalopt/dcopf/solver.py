@@ -165,3 +165,8 @@ def _expand(sol: Any, red: Singletons, A: sp.csc_matrix, b: np.ndarray, pivot: n
     return _Solution(x=x, z=z, s=s, status=sol.status, obj_val=float(sol.obj_val) + const,
                      obj_val_dual=float(sol.obj_val_dual) + const, solve_time=sol.solve_time,
                      iterations=sol.iterations, r_prim=sol.r_prim, r_dual=sol.r_dual)
+
+
+#: The instance the models pass to cvxpy.  One object, not one per solve: cvxpy keys its cache
+#: of the compiled problem on the solver, and a new instance would recompile every solve.
+PRESOLVED_CLARABEL = PresolvedClarabel()
