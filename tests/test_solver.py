@@ -101,3 +101,33 @@ def test_model_prices_match_plain_clarabel():
     np.testing.assert_allclose(a.lmp.values[0][unique], lam[model.net.bus_node][unique], atol=1e-4)
     assert a.attrs["objective"] == pytest.approx(b.problem.value, rel=1e-8)
     assert np.ptp(a.lmp.values) > 1.0  # congested: the comparison covers differing prices
+
+
+def _congested_118():
+    from test_rundcopp import congest
+
+    net = nodalopt.load_case("case118")
+    congest(net, 4, 0.8)
+    return net
+
+
+def test_inaccurate_solve_is_retried_with_plain_clarabel(monkeypatch):
+    """A presolved solve that is not optimal gets one more try through cvxpy's plain interface."""
+    ref = nodalopt.solve(_congested_118(), hours=3)
+    assert ref.attrs["solver_retries"] == 0
+    spoiled = {**PresolvedClarabel.STATUS_MAP, "Solved": cp.OPTIMAL_INACCURATE}
+    monkeypatch.setattr(PresolvedClarabel, "STATUS_MAP", spoiled)  # the presolved interface only
+    ds = nodalopt.solve(_congested_118(), hours=3)  # uncoupled: one compiled period, solved 3 times
+    assert ds.attrs["status"] == "optimal" and ds.attrs["solver_retries"] == 3
+    unique = ref.lmp_unique.values
+    np.testing.assert_allclose(ds.lmp.values[unique], ref.lmp.values[unique], atol=1e-4)
+
+
+def test_no_prices_when_the_retry_fails_too(monkeypatch):
+    from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
+
+    from nodalopt.errors import SolverError
+
+    monkeypatch.setitem(CLARABEL.STATUS_MAP, "Solved", cp.OPTIMAL_INACCURATE)  # both interfaces
+    with pytest.raises(SolverError, match="optimal_inaccurate.*no prices"):
+        nodalopt.solve(_congested_118())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,8 @@ def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
 #: objective units and need no help.
 OBJECTIVE_SCALE: dict[str, float] = {"CLARABEL": 1e-2}
 ELASTIC_PENALTY = 1e5  # $/MWh for the elastic re-solve that locates infeasibility
+#: statuses that end a solve: an optimum or a certificate (anything else is retried, then an error)
+_DECIDED = (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED)
 
 
 def _val(x: cp.Expression | None) -> np.ndarray:
@@ -190,6 +193,7 @@ class DCOPF:
         self._built = self._build(shed=voll is not None, elastic=False, T=self.T_model)
         self.build_s = time.perf_counter() - t0
         self._solves = 0
+        self.retries = 0  # solves repeated with the plain Clarabel interface (see _solve_checked)
         self.solver_time = 0.0
         self.screening = bool(screening)
         self._last_raw: _Raw | None = None
@@ -294,6 +298,7 @@ class DCOPF:
         demo = self.demo_profiles if self.demo_profiles is not None else (T > 1 and not profiles)
         series = prof.resolve(self.net, profiles, T, timeidx, demo=demo)
         screened = self._can_screen()
+        retries0 = self.retries
         try:
             if screened:
                 raw, solve_s = self._solve_screened(series)
@@ -315,7 +320,7 @@ class DCOPF:
         self._solves += 1
         ds.attrs.update(build_s=self.build_s if self._solves == 1 else 0.0, solve_s=solve_s,
                         total_s=(self.build_s if self._solves == 1 else 0.0) + time.perf_counter() - t0,
-                        resolve=int(self._solves > 1))
+                        resolve=int(self._solves > 1), solver_retries=self.retries - retries0)
         if screened:  # limits left out of the re-solve (verified slack at its solution), solver passes made
             ds.attrs.update(screened_limits=self.screen_stats["rows_screened"],
                             screening_rounds=self.screen_stats["rounds"])
@@ -429,15 +434,23 @@ class DCOPF:
 
         ``diagnose=False`` (one period of an uncoupled horizon) skips the elastic look at solver
         failures: the caller retries the joint horizon, which is diagnosed if it fails too.
+
+        A default (Clarabel) solve that ends neither optimal nor with a certificate is solved once
+        more through cvxpy's plain Clarabel interface, which keeps the linear-cost rows in the
+        constraint matrix (see :mod:`.solver`): a differently scaled problem with the same optimum.
         """
         try:
             status, solve_s = self._run(b, warm_start=warm_start)
+            if status not in _DECIDED and self.solver == "CLARABEL":
+                self.retries += 1
+                status, again = self._run(b, warm_start=False, plain=True)
+                solve_s += again
         except SolverError as exc:
             # a numerical failure is often an infeasible problem in disguise: look before blaming the solver
             if diagnose:
                 self._explain_infeasible(series, otherwise=exc)
             raise
-        if not diagnose and status not in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
+        if not diagnose and status not in _DECIDED:
             raise SolverError(f"period solve ended '{status}'", status=str(status))
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             self._explain_infeasible(series)
@@ -475,13 +488,16 @@ class DCOPF:
             e=_val(v.e) if v.e is not None else None, objective=float(b.problem.value),
             cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None)
 
-    def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True) -> tuple[str, float]:
+    def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True,
+             plain: bool = False) -> tuple[str, float]:
         t0 = time.perf_counter()
         try:
-            # Clarabel with the linear-cost rows substituted out (see dcopf.solver)
-            solver: Any = PRESOLVED_CLARABEL if self.solver == "CLARABEL" else self.solver
-            b.problem.solve(solver=solver, ignore_dpp=ignore_dpp, warm_start=warm_start,
-                            **self.solver_options)
+            # Clarabel with the linear-cost rows substituted out (see dcopf.solver), unless ``plain``
+            solver: Any = PRESOLVED_CLARABEL if self.solver == "CLARABEL" and not plain else self.solver
+            with warnings.catch_warnings():  # the status is acted on below: retried or an error
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                b.problem.solve(solver=solver, ignore_dpp=ignore_dpp, warm_start=warm_start,
+                                **self.solver_options)
         except cp.error.SolverError as exc:
             raise SolverError(f"{self.solver} failed on {self.net.name}: {exc}", status="solver_error") from exc
         except cp.error.DCPError as exc:  # pragma: no cover - formulation bug guard

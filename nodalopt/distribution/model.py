@@ -215,9 +215,10 @@ class TDOPF(DCOPF):
         # problem is rebuilt at each loss update anyway
         return True
 
-    def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True) -> tuple[str, float]:
+    def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True,
+             plain: bool = False) -> tuple[str, float]:
         # rebuilt per loss update: no DPP tensor to reuse
-        return super()._run(b, ignore_dpp=True, warm_start=warm_start)
+        return super()._run(b, ignore_dpp=True, warm_start=warm_start, plain=plain)
 
     # ---------------------------------------------------------------- solve
     def solve(self, profiles: Mapping[tuple[str, str], Any] | None = None) -> xr.Dataset:
