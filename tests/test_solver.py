@@ -113,11 +113,12 @@ def _congested_118():
 
 def test_inaccurate_solve_is_retried_with_plain_clarabel(monkeypatch):
     """A presolved solve that is not optimal gets one more try through cvxpy's plain interface."""
-    ref = nodalopt.solve(_congested_118(), hours=3)
+    net = _congested_118()
+    ref = nodalopt.solve(net, hours=3)
     assert ref.attrs["solver_retries"] == 0
     spoiled = {**PresolvedClarabel.STATUS_MAP, "Solved": cp.OPTIMAL_INACCURATE}
     monkeypatch.setattr(PresolvedClarabel, "STATUS_MAP", spoiled)  # the presolved interface only
-    ds = nodalopt.solve(_congested_118(), hours=3)  # uncoupled: one compiled period, solved 3 times
+    ds = nodalopt.solve(net, hours=3)  # uncoupled: one compiled period, solved 3 times
     assert ds.attrs["status"] == "optimal" and ds.attrs["solver_retries"] == 3
     unique = ref.lmp_unique.values
     np.testing.assert_allclose(ds.lmp.values[unique], ref.lmp.values[unique], atol=1e-4)
@@ -128,6 +129,30 @@ def test_no_prices_when_the_retry_fails_too(monkeypatch):
 
     from nodalopt.errors import SolverError
 
+    net = _congested_118()
     monkeypatch.setitem(CLARABEL.STATUS_MAP, "Solved", cp.OPTIMAL_INACCURATE)  # both interfaces
     with pytest.raises(SolverError, match="optimal_inaccurate.*no prices"):
-        nodalopt.solve(_congested_118())
+        nodalopt.solve(net)
+
+
+def test_joint_fallback_that_does_not_fit_is_a_clear_error(monkeypatch):
+    """A failing period falls back to the joint horizon; if that cannot be built, the error says so."""
+    from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
+
+    from nodalopt.errors import SolverError
+
+    model = nodalopt.DCOPF(_congested_118(), hours=3)
+    monkeypatch.setitem(CLARABEL.STATUS_MAP, "Solved", cp.OPTIMAL_INACCURATE)
+    assert model._built.T == 1  # uncoupled periods: one compiled period
+    build = model._build
+
+    def joint_too_big(shed: bool, elastic: bool, T: int):
+        if T == 3:
+            raise MemoryError("Unable to allocate 15.2 GiB")
+        return build(shed=shed, elastic=elastic, T=T)
+
+    monkeypatch.setattr(model, "_build", joint_too_big)
+    with pytest.raises(SolverError, match=r"period 0 of 3 .*'optimal_inaccurate'.*joint 3-period problem, does "
+                                          r"not fit in memory") as err:
+        model.solve()
+    assert err.value.status == cp.OPTIMAL_INACCURATE

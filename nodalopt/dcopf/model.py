@@ -306,14 +306,19 @@ class DCOPF:
                 raw, solve_s = self._solve_all(series)
         except InfeasibleError:
             raise
-        except SolverError:
+        except SolverError as exc:
             if self._built.T == T:
                 raise
             # a single period defeated the solver: fall back to the joint horizon (same optimum,
             # better conditioned here) and keep it for later re-solves
             self.T_model = T
-            self._built = self._build(shed=self.voll is not None, elastic=False, T=T)
-            raw, solve_s = self._solve_all(series)
+            try:
+                self._built = self._build(shed=self.voll is not None, elastic=False, T=T)
+                raw, solve_s = self._solve_all(series)
+            except MemoryError as mem:
+                raise SolverError(f"{self.net.name}: {exc}; the fallback, one joint {T}-period problem, does "
+                                  "not fit in memory. Try solver_options (e.g. max_iter, tolerances) or "
+                                  "fewer periods per call.", status=exc.status) from mem
         if self.coupled and self._built.T == T and self._built.ext is None:
             self._last_raw = raw
         ds = self._result(raw, series, timeidx)
@@ -422,7 +427,12 @@ class DCOPF:
                 self._apply_screen(b, screen)
             # cvxpy's warm start updates the cached Clarabel solver in place, which skips Clarabel's
             # presolve: screened passes need it to drop their left-out rows
-            solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
+            try:
+                solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
+            except SolverError as exc:
+                if b.T == self.T:
+                    raise
+                raise SolverError(f"period {t0} of {self.T} ({series.time[t0]}): {exc}", status=exc.status) from exc
             solver_time += self.solver_time
             parts.append(self._collect(b))
         self.solver_time = solver_time
