@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .registry import Case, describe_profiles, fixup_docs
+from .subproc import supervise
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = 2000  #: cases with more buses run peers once (they take seconds to minutes)
@@ -42,32 +43,17 @@ def run_one(case: Case, T: int, tool: str, repeat: int, timeout: float, tmp: Pat
             mem_gb: float = 0.0) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     spec = {"case": case.name, "periods": T, "tool": tool, "repeat": repeat}
     prefix = tmp / f"{abs(hash((case.name, T, tool)))}"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec), str(prefix)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, preexec_fn=_limit_memory(mem_gb))
-    timed_out = False
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() - t0 > timeout:
-            proc.kill()
-            timed_out = True
-            pid, status, ru = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    wall = time.perf_counter() - t0
+    # memory: an address-space rlimit (the worker records the MemoryError), not an RSS kill
+    run = supervise(cmd, prefix.with_suffix(".err"), limit_s=timeout, mem_mb=0.0, rss_mb=lambda pid: 0.0,
+                    poll_s=0.05, preexec_fn=_limit_memory(mem_gb))
+    timed_out, err, ru, wall = run.killed == "timeout", run.stderr, run.ru, run.wall_s
     js = prefix.with_suffix(".json")
     if timed_out:
         out: dict[str, Any] = {"ok": False, "status": f"timeout after {timeout:.0f} s"}
         lmp, bus = np.zeros((0, 0)), np.zeros(0)
     elif not js.is_file():
-        out = {"ok": False, "status": f"worker died (exit {proc.returncode}): {err.strip()[-300:]}"}
+        out = {"ok": False, "status": f"worker died (exit {run.code}): {err.strip()[-300:]}"}
         lmp, bus = np.zeros((0, 0)), np.zeros(0)
     else:
         out = json.loads(js.read_text())

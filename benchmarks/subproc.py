@@ -1,8 +1,8 @@
 """Run one benchmark measurement in a child process, under a wall-time and memory watch.
 
-Shared by :mod:`benchmarks.td_scale` and :mod:`benchmarks.admm_scale`: the child writes its
-result as JSON; the parent polls the child's RSS, kills it past ``limit_s`` seconds or
-``mem_mb`` MB, and reports its resource usage (``os.wait4``).
+Shared by :mod:`benchmarks.runner`, :mod:`benchmarks.td_scale` and :mod:`benchmarks.admm_scale`:
+the child writes its result as JSON; the parent polls the child's RSS, kills it past
+``limit_s`` seconds or ``mem_mb`` MB, and reports its resource usage (``os.wait4``).
 """
 
 from __future__ import annotations
@@ -39,16 +39,18 @@ class Supervised:
 
 
 def supervise(cmd: list[str], err_path: Path, limit_s: float, mem_mb: float, rss_mb: Callable[[int], float],
-              poll_s: float, own_session: bool = False) -> Supervised:
+              poll_s: float, own_session: bool = False,
+              preexec_fn: Callable[[], None] | None = None) -> Supervised:
     """Run ``cmd`` (stdout discarded, stderr to ``err_path``) and watch its wall time and RSS.
 
     ``own_session``: the child gets its own session and the whole group (e.g. its Dask workers)
-    is killed on a limit and after it ends.
+    is killed on a limit and after it ends.  ``preexec_fn`` runs in the child before ``cmd``
+    (e.g. an address-space rlimit, so the child sees a MemoryError rather than a kill).
     """
     t0 = time.perf_counter()
     errf = err_path.open("w+b")  # a file, not a pipe: a chatty child cannot block on it
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=errf,
-                            start_new_session=own_session)
+                            start_new_session=own_session, preexec_fn=preexec_fn)
     killed, peak = None, 0.0
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
