@@ -123,13 +123,18 @@ def flow_rows(net: NetworkArrays) -> np.ndarray:
     "AlmostSolved"; at 1e3 pu, 16-17 iterations but no faster than at 1e2.
     """
     c = conducting(net)
-    keep = np.isfinite(net.br_rate[c]) | (np.abs(net.br_b[c]) > B_INLINE_MAX)
-    return c[keep]
+    return c[_needs_flow_variable(net, c)]
+
+
+def _needs_flow_variable(net: NetworkArrays, c: np.ndarray) -> np.ndarray:
+    """Mask over the conducting branches ``c``: rated, or |b| above :data:`B_INLINE_MAX`."""
+    return np.isfinite(net.br_rate[c]) | (np.abs(net.br_b[c]) > B_INLINE_MAX)
 
 
 def inline_rows(net: NetworkArrays) -> np.ndarray:
     """Conducting branches without a flow variable (see :func:`flow_rows`)."""
-    return np.setdiff1d(conducting(net), flow_rows(net))
+    c = conducting(net)
+    return c[~_needs_flow_variable(net, c)]
 
 
 def reduced(m: sp.spmatrix, net: NetworkArrays) -> sp.csr_matrix:

@@ -83,9 +83,11 @@ def find_singletons(A: sp.csc_matrix, P: sp.spmatrix | None, c: np.ndarray, n_ze
     cols, rows = cols[eq], rows[eq]
     rows, first = np.unique(rows, return_index=True)  # one column per row
     cols = cols[first]
-    keep_cols = np.setdiff1d(np.arange(n), cols)
-    keep_rows = np.setdiff1d(np.arange(m), rows)
-    return Singletons(cols, rows, keep_cols, keep_rows)
+    keep_c = np.ones(n, bool)
+    keep_c[cols] = False
+    keep_r = np.ones(m, bool)
+    keep_r[rows] = False
+    return Singletons(cols, rows, np.flatnonzero(keep_c), np.flatnonzero(keep_r))
 
 
 @dataclass
