@@ -52,6 +52,25 @@ def _names(table: str, idx: pd.Index) -> np.ndarray:
     return np.array([f"{table}:{i}" for i in idx], dtype=object)
 
 
+class _LazyNames:
+    """``"<table>:<index>"`` labels for the input checks, built only if an error message needs them.
+
+    Indexing gives the labels of a subset (still lazy); ``np.asarray`` builds them.
+    """
+
+    def __init__(self, table: str, idx: pd.Index):
+        self.table, self.idx = table, idx
+
+    def __getitem__(self, key: Any) -> _LazyNames:
+        return _LazyNames(self.table, self.idx[key])
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return _names(self.table, self.idx)
+
+
 def _check_tables(net: Any) -> None:
     eg_on = _bool_col(net.ext_grid, "in_service", True) if len(net.ext_grid) else np.zeros(0, bool)
     gen_slack = (_bool_col(net.gen, "slack", False) & _bool_col(net.gen, "in_service", True)
@@ -74,13 +93,13 @@ def _check_tables(net: Any) -> None:
         df = net[t]
         if not len(df):
             continue
-        names = _names(t, df.index)
+        names = _LazyNames(t, df.index)
         for c in cols:
             V.check_known_ids(df[c].to_numpy(), bus_ids, names, c, f"net.{t}")
     # reactance and self loops of in-service branches, in the user's own columns
     line = net.line[_bool_col(net.line, "in_service", True)]
     if len(line):
-        names = _names("line", line.index)
+        names = _LazyNames("line", line.index)
         V.check_self_loops(line.from_bus.to_numpy(), line.to_bus.to_numpy(), names, "net.line")
         V.check_reactance(line.x_ohm_per_km.to_numpy(float) * line.length_km.to_numpy(float), names,
                           "x_ohm_per_km", "net.line")
@@ -91,7 +110,7 @@ def _check_tables(net: Any) -> None:
                              "max_loading_percent", "net.line")
     trafo = net.trafo[_bool_col(net.trafo, "in_service", True)]
     if len(trafo):
-        names = _names("trafo", trafo.index)
+        names = _LazyNames("trafo", trafo.index)
         V.check_self_loops(trafo.hv_bus.to_numpy(), trafo.lv_bus.to_numpy(), names, "net.trafo")
         V.check_finite(trafo.vk_percent.to_numpy(float), names, "vk_percent", "net.trafo")
         V.check_positive(np.abs(trafo.vk_percent.to_numpy(float)), names, "vk_percent", "net.trafo")
@@ -102,7 +121,7 @@ def _check_tables(net: Any) -> None:
                              "max_loading_percent", "net.trafo")
     imp = net.impedance[_bool_col(net.impedance, "in_service", True)]
     if len(imp):
-        names = _names("impedance", imp.index)
+        names = _LazyNames("impedance", imp.index)
         V.check_self_loops(imp.from_bus.to_numpy(), imp.to_bus.to_numpy(), names, "net.impedance")
         V.check_reactance(imp.xft_pu.to_numpy(float), names, "xft_pu", "net.impedance")
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
@@ -21,13 +22,13 @@ if TYPE_CHECKING:
     from .arrays import NetworkArrays
 
 
-def _list(names: np.ndarray, mask: np.ndarray, limit: int = 5) -> str:
+def _list(names: ArrayLike, mask: np.ndarray, limit: int = 5) -> str:
     bad = [str(n) for n in np.asarray(names)[mask][:limit]]
     more = int(mask.sum()) - len(bad)
     return ", ".join(bad) + (f" (+{more} more)" if more > 0 else "")
 
 
-def check_finite(values: np.ndarray, names: np.ndarray, column: str, where: str,
+def check_finite(values: np.ndarray, names: ArrayLike, column: str, where: str,
                  allow_inf: bool = False) -> None:
     """Raise if ``values`` holds NaN (or inf unless ``allow_inf``)."""
     v = np.asarray(values, dtype=float)
@@ -38,7 +39,7 @@ def check_finite(values: np.ndarray, names: np.ndarray, column: str, where: str,
                          "give a finite number for every in-service element.")
 
 
-def check_positive(values: np.ndarray, names: np.ndarray, column: str, where: str,
+def check_positive(values: np.ndarray, names: ArrayLike, column: str, where: str,
                    strict: bool = True) -> None:
     v = np.asarray(values, dtype=float)
     bad = (v <= 0) if strict else (v < 0)
@@ -49,7 +50,7 @@ def check_positive(values: np.ndarray, names: np.ndarray, column: str, where: st
                          "(leave the limit column empty/NaN for an unlimited branch).")
 
 
-def check_bounds_order(lo: np.ndarray, hi: np.ndarray, names: np.ndarray, lo_col: str,
+def check_bounds_order(lo: np.ndarray, hi: np.ndarray, names: ArrayLike, lo_col: str,
                        hi_col: str, where: str) -> None:
     bad = np.asarray(lo) > np.asarray(hi)
     if bad.any():
@@ -58,7 +59,7 @@ def check_bounds_order(lo: np.ndarray, hi: np.ndarray, names: np.ndarray, lo_col
                          f"{hi_col}={np.asarray(hi)[bad][:5].tolist()}); swap or correct them.")
 
 
-def check_reactance(x: np.ndarray, names: np.ndarray, column: str, where: str) -> None:
+def check_reactance(x: np.ndarray, names: ArrayLike, column: str, where: str) -> None:
     """Zero reactance is an error, negative reactance (series compensation) a warning."""
     x = np.asarray(x, dtype=float)
     check_finite(x, names, column, where)
@@ -72,14 +73,14 @@ def check_reactance(x: np.ndarray, names: np.ndarray, column: str, where: str) -
                       "(series compensation); accepted.", stacklevel=3)
 
 
-def check_self_loops(f: np.ndarray, t: np.ndarray, names: np.ndarray, where: str) -> None:
+def check_self_loops(f: np.ndarray, t: np.ndarray, names: ArrayLike, where: str) -> None:
     bad = np.asarray(f) == np.asarray(t)
     if bad.any():
         raise InputError(f"{where}: {_list(names, bad)} connect a bus to itself (from bus == to "
                          "bus); remove the branch or fix its bus.")
 
 
-def check_known_ids(ref: np.ndarray, known: np.ndarray, names: np.ndarray, column: str,
+def check_known_ids(ref: np.ndarray, known: np.ndarray, names: ArrayLike, column: str,
                     where: str) -> np.ndarray:
     """Map id values to positions in ``known``; raise for unknown ids."""
     known = np.asarray(known)
