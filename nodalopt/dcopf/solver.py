@@ -128,8 +128,9 @@ class PresolvedClarabel(CLARABEL):
             return super().solve_via_data(data, warm_start, verbose, solver_opts, solver_cache)
         pivot = np.asarray(A[red.rows, red.cols]).ravel()  # a_rj
         ratio = c[red.cols] / pivot  # c_j / a_rj
-        Ar = A[red.rows]  # the eliminated rows (csr)
-        c_red = (c - Ar.T @ ratio)[red.keep_cols]
+        # the eliminated rows on the kept columns (an eliminated column has no entry in another row)
+        a_r = A[red.rows][:, red.keep_cols]
+        c_red = c[red.keep_cols] - a_r.T @ ratio
         const = float(ratio @ b[red.rows])
         A_red = A[red.keep_rows][:, red.keep_cols]
         small = dict(data)
@@ -142,20 +143,22 @@ class PresolvedClarabel(CLARABEL):
         rdims.zero = int(dims.zero) - red.rows.size
         small[ConicSolver.DIMS] = rdims
         sol = super().solve_via_data(small, warm_start, verbose, solver_opts, solver_cache)
-        return _expand(sol, red, A, b, pivot, ratio, const)
+        return _expand(sol, red, A.shape, b[red.rows], a_r, pivot, ratio, const)
 
 
-def _expand(sol: Any, red: Singletons, A: sp.csc_matrix, b: np.ndarray, pivot: np.ndarray,
-            ratio: np.ndarray, const: float) -> _Solution:
-    """The reduced problem's solution, written in the original problem's columns and rows."""
-    m, n = A.shape
+def _expand(sol: Any, red: Singletons, shape: tuple[int, int], b_r: np.ndarray, a_r: sp.spmatrix,
+            pivot: np.ndarray, ratio: np.ndarray, const: float) -> _Solution:
+    """The reduced problem's solution, written in the original problem's columns and rows.
+
+    ``b_r``, ``a_r``: right-hand sides of the eliminated rows and their entries on the kept columns.
+    """
+    m, n = shape
     x = z = s = None
     if sol.x is not None and len(sol.x):
         xr = np.asarray(sol.x, float)
         x = np.zeros(n)
         x[red.keep_cols] = xr
-        Ar = A[red.rows]
-        x[red.cols] = (b[red.rows] - Ar[:, red.keep_cols] @ xr) / pivot
+        x[red.cols] = (b_r - a_r @ xr) / pivot
     if sol.z is not None and len(sol.z):
         z = np.zeros(m)
         z[red.keep_rows] = np.asarray(sol.z, float)
