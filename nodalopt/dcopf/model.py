@@ -278,14 +278,8 @@ class DCOPF:
         if b.par.pmax is not None:
             b.par.pmax.value = series.gen_pmax[b.par.hi_idx, sl]
         b.par.c1.value = self._c1()[:, sl]
-        net = self.net
-        if b.par.rate is not None:
-            b.par.rate.value = np.repeat(net.br_rate[F.rated_rows(net), None], b.T, axis=1)
-        if b.par.ramp_up is not None:
-            b.par.ramp_up.value = np.repeat(net.gen_ramp_up[F.ramp_rows(net, "up"), None] * self.dt, b.T - 1, 1)
-        if b.par.ramp_down is not None:
-            b.par.ramp_down.value = np.repeat(net.gen_ramp_down[F.ramp_rows(net, "down"), None] * self.dt,
-                                              b.T - 1, 1)
+        for name, lim in self._limit_values(b).items():
+            getattr(b.par, name).value = lim
         if b.ext is not None:
             self._set_extension_parameters(b, series, sl)
 
@@ -342,18 +336,27 @@ class DCOPF:
         """Branch flows (branch, T) MW at node angles ``theta``."""
         return np.asarray(self.net.bf @ theta) + self.net.shift_flow[:, None]
 
-    def _limit_slack(self, raw: _Raw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per screenable family: (value, limit) at ``raw``, both (rows, T[-1]); binding when value >= limit."""
-        net, b = self.net, self._built
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    def _limit_values(self, b: _Built) -> dict[str, np.ndarray]:
+        """The flow and ramp limits of ``b`` (its Parameters of the same names), (rows, T[-1]) MW."""
+        net, out = self.net, {}
         if b.par.rate is not None:
-            flow = self._flows(raw.theta)[F.rated_rows(net)]
-            out["rate"] = (np.abs(flow), np.repeat(net.br_rate[F.rated_rows(net), None], b.T, axis=1))
-        dp = np.diff(raw.p, axis=1)
-        for name, sign, lim in (("ramp_up", 1.0, net.gen_ramp_up), ("ramp_down", -1.0, net.gen_ramp_down)):
+            out["rate"] = np.repeat(net.br_rate[F.rated_rows(net), None], b.T, axis=1)
+        for name, lim in (("ramp_up", net.gen_ramp_up), ("ramp_down", net.gen_ramp_down)):
             if getattr(b.par, name) is not None:
                 rows = F.ramp_rows(net, "up" if name == "ramp_up" else "down")
-                out[name] = (sign * dp[rows], np.repeat(lim[rows, None] * self.dt, b.T - 1, 1))
+                out[name] = np.repeat(lim[rows, None] * self.dt, b.T - 1, 1)
+        return out
+
+    def _limit_slack(self, raw: _Raw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per screenable family: (value, limit) at ``raw``, both (rows, T[-1]); binding when value >= limit."""
+        net, lims = self.net, self._limit_values(self._built)
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if "rate" in lims:
+            out["rate"] = (np.abs(self._flows(raw.theta)[F.rated_rows(net)]), lims["rate"])
+        dp = np.diff(raw.p, axis=1)
+        for name, direction, sign in (("ramp_up", "up", 1.0), ("ramp_down", "down", -1.0)):
+            if name in lims:
+                out[name] = (sign * dp[F.ramp_rows(net, direction)], lims[name])
         return out
 
     def _solve_screened(self, series: prof.Series) -> tuple[_Raw, float]:
@@ -366,8 +369,8 @@ class DCOPF:
         put back and the problem is solved again.  A relaxation whose optimum satisfies all the
         left-out limits is optimal for the full problem, with the same duals (the left-out limits
         are slack: their multipliers are zero), so the prices are those of the full problem.
-        The first pass runs at Clarabel tolerances of 1e-6 (it only has to identify the binding
-        limits); the published solution always comes from a pass at the full tolerances whose
+        The first pass runs at the looser Clarabel tolerances ``SCREEN_LOOSE`` (it only has to
+        identify the binding limits); the published solution always comes from a pass at the full tolerances whose
         solution violates no left-out limit.  After ``SCREEN_ROUNDS`` passes the full problem is
         solved.
         """
