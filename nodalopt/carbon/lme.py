@@ -76,7 +76,6 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 
-from ..dcopf.formulation import reduced
 from ..dcopf.state import SolvedState
 from ..errors import InputError
 
@@ -152,7 +151,7 @@ def _sensitivities(state: SolvedState, rows: np.ndarray, kind: str) -> np.ndarra
     out = np.zeros((rows.size, net.n_node))
     if not rows.size or not net.nonref_nodes.size:
         return out
-    op = reduced(net.bf if kind == "flow" else net.incidence, net)[rows]
+    op = (net.bf_red if kind == "flow" else net.incidence_red)[rows]
     out[:, net.nonref_nodes] = net.solve_b_red(op.toarray().T).T
     return out
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..network.arrays import NetworkArrays
-from .formulation import reduced
 
 
 def unique_prices(net: NetworkArrays, flow: np.ndarray, p_gen: np.ndarray, pmin: np.ndarray,
@@ -32,7 +31,7 @@ def unique_prices(net: NetworkArrays, flow: np.ndarray, p_gen: np.ndarray, pmin:
     # PTDF rows of every branch active in some period: P = Bf_red B_red^{-1}  (k x N)
     ptdf = np.zeros((cols.size, N))
     if cols.size and net.nonref_nodes.size:
-        ptdf[:, net.nonref_nodes] = net.solve_b_red(reduced(net.bf, net)[cols].toarray().T).T
+        ptdf[:, net.nonref_nodes] = net.solve_b_red(net.bf_red[cols].toarray().T).T
     # one unknown reference price per island that has generation (dead islands have no price)
     live_isl = np.unique(net.node_island[net.gen_node])
     island_col = np.full(int(net.node_island.max()) + 1, -1, np.int64)

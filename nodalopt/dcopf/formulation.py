@@ -137,11 +137,6 @@ def inline_rows(net: NetworkArrays) -> np.ndarray:
     return c[~_needs_flow_variable(net, c)]
 
 
-def reduced(m: sp.spmatrix, net: NetworkArrays) -> sp.csr_matrix:
-    """Drop the columns of the reference nodes (their angle is fixed at zero)."""
-    return sp.csr_matrix(sp.csc_matrix(m)[:, net.nonref_nodes])
-
-
 def node_demand(net: NetworkArrays, par: Params, T: int) -> cp.Expression:
     """Fixed demand per node (N, T): loads plus fixed node demand."""
     fixed = np.repeat(net.node_fixed_demand[:, None], T, axis=1)
@@ -162,7 +157,7 @@ def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) ->
     il = inline_rows(net)
     if il.size:  # A_i^T (Bf_i theta + shift_i) for the branches without a flow variable
         at = sp.csr_matrix(net.incidence[il].T)
-        expr = expr + (at @ reduced(net.bf, net)[il]) @ v.theta \
+        expr = expr + (at @ net.bf_red[il]) @ v.theta \
             + np.repeat(at @ net.shift_flow[il], T).reshape(-1, T)
     if net.n_gen:
         expr = expr - net.node_matrix(net.gen_node) @ v.p
@@ -180,7 +175,7 @@ def flow_definition(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
     if v.f is None:
         return []
     c = flow_rows(net)
-    return [v.f == reduced(net.bf, net)[c] @ v.theta + np.repeat(net.shift_flow[c, None], T, axis=1)]
+    return [v.f == net.bf_red[c] @ v.theta + np.repeat(net.shift_flow[c, None], T, axis=1)]
 
 
 def flow_expression(net: NetworkArrays, v: Vars, rows: np.ndarray, T: int) -> cp.Expression:
@@ -210,7 +205,7 @@ def angle_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[
     rows = np.flatnonzero(np.isfinite(net.br_angmin) | np.isfinite(net.br_angmax))
     if not rows.size:
         return rows, []
-    a = reduced(net.incidence, net)[rows] @ v.theta
+    a = net.incidence_red[rows] @ v.theta
     lo = np.repeat(np.where(np.isfinite(net.br_angmin[rows]), net.br_angmin[rows], -10.0)[:, None], T, 1)
     hi = np.repeat(np.where(np.isfinite(net.br_angmax[rows]), net.br_angmax[rows], 10.0)[:, None], T, 1)
     return rows, [a <= hi, a >= lo]

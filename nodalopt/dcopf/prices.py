@@ -19,7 +19,6 @@ import numpy as np
 
 from ..errors import SolverError
 from ..network.arrays import NetworkArrays
-from .formulation import reduced
 
 #: absolute tolerance ($/MWh) on lmp == energy + congestion
 DECOMPOSITION_TOL = 1e-6
@@ -40,9 +39,9 @@ def decompose(net: NetworkArrays, lam: np.ndarray, mu_branch: np.ndarray, nu_ang
     ``mu_branch`` (n_branch, T) and ``nu_angle`` (n_branch, T) are the signed
     shadow prices ($/MWh per MW and per rad) of flow and angle limits.
     """
-    rhs = reduced(net.bf, net).T @ mu_branch
+    rhs = net.bf_red.T @ mu_branch
     if np.any(nu_angle):
-        rhs = rhs + reduced(net.incidence, net).T @ nu_angle
+        rhs = rhs + net.incidence_red.T @ nu_angle
     lam_c = np.zeros_like(lam)
     if net.nonref_nodes.size and np.any(rhs):
         lam_c[net.nonref_nodes] = -net.solve_b_red(rhs)

@@ -139,6 +139,19 @@ class NetworkArrays:
         return sp.csr_matrix(sp.diags(self.base_mva * self.br_b) @ self.incidence)
 
     @cached_property
+    def bf_red(self) -> sp.csr_matrix:
+        """:attr:`bf` without the reference-node columns (their angle is fixed at zero)."""
+        return self._without_ref_columns(self.bf)
+
+    @cached_property
+    def incidence_red(self) -> sp.csr_matrix:
+        """:attr:`incidence` without the reference-node columns."""
+        return self._without_ref_columns(self.incidence)
+
+    def _without_ref_columns(self, m: sp.spmatrix) -> sp.csr_matrix:
+        return sp.csr_matrix(sp.csc_matrix(m)[:, self.nonref_nodes])
+
+    @cached_property
     def bbus(self) -> sp.csr_matrix:
         """Nodal susceptance in MW/rad: injection = bbus @ theta + shift injection."""
         return sp.csr_matrix(self.incidence.T @ self.bf)
