@@ -295,8 +295,7 @@ def objective(net: NetworkArrays, v: Vars, par: Params, T: int, dt: float, voll:
     terms: list[cp.Expression] = []
     if v.lin_cost is not None:
         terms.append(cp.sum(v.lin_cost))
-        q = np.flatnonzero(net.gen_c2 > 0)
-        if q.size:
+        if (net.gen_c2 > 0).any():
             # a quad_form of the injection *variable* itself: cvxpy puts the diagonal straight into
             # Clarabel's P.  Of an affine argument (p[q], a reshape, sum_squares(w * p)) it adds an
             # auxiliary variable and an equality row per term, and sum(c2 * square(p)) next to DPP
