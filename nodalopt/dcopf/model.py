@@ -492,7 +492,8 @@ class DCOPF:
             nu[b.ang_rows] = (up - lo) / dt
         v = b.vars
         theta = np.zeros((net.n_node, T))
-        theta[net.nonref_nodes] = _val(v.theta)
+        if v.theta is not None:
+            theta[net.nonref_nodes] = _val(v.theta)
         shed = _val(v.shed) if v.shed is not None else np.zeros((net.n_node, T))
         return _Raw(
             lam=lam, mu=mu, nu=nu, theta=theta, p=_val(v.p) if net.n_gen else np.zeros((0, T)),
