@@ -3,11 +3,12 @@
 from .admm.coordinator import ADMM, ADMMSettings
 from .dcopf import DCOPF, solve
 from .distribution import TDOPF, TDNetwork
+from .distribution.single import solve_feeder
 from .errors import ConvergenceError, InfeasibleError, InputError, NodalOptError, SolverError, UnboundedError
 from .network import MatpowerCase, NetworkArrays, compile_network, load_case
 from .results import to_netcdf
 
-__all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "ADMM", "ADMMSettings",
+__all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "solve_feeder", "ADMM", "ADMMSettings",
            "load_case", "compile_network", "NetworkArrays", "MatpowerCase",
            "to_netcdf", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
            "SolverError", "ConvergenceError"]

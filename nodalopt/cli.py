@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_cli(sub)
+    from .distribution.single import register_cli as register_feeder_cli  # nodalopt feeder
+    register_feeder_cli(sub)
     return p
 
 

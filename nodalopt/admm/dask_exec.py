@@ -13,19 +13,104 @@ Tasks are retried (``retries``) when a worker is lost; if a warm-start result wa
 its worker (its lineage is released after each iteration), the chunk is re-solved cold,
 which converges to the same optimum.  The local cluster listens on 127.0.0.1 only and has
 no dashboard; pass ``scheduler="tcp://..."`` for an existing cluster.
+
+A local cluster starts its workers with ``spawn`` (Dask's default), and a spawned process
+imports the script that started it.  A script that starts the cluster from top-level code,
+not under ``if __name__ == "__main__":``, would run again in every worker; the executor
+refuses to start from such a script (:func:`check_main_guard`).
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import operator
+import sys
+from pathlib import Path
+from types import FrameType, ModuleType
 from typing import Any
 
 import numpy as np
 
+from ..errors import NodalOptError
 from .qp import QPBatch, QPResult, QPSettings, factorize, solve
 
 RETRIES = 3
+#: what the error about a missing ``if __name__ == "__main__":`` guard tells the user to do
+GUARD_ADVICE = ('Put the code that starts the solve under `if __name__ == "__main__":` (a spawned Dask '
+                "worker imports the script that started it and would run that code again), or pass "
+                'executor="inprocess" or scheduler="tcp://HOST:PORT".')
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either order)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    consts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and consts == ["__main__"]
+
+
+def _module_frame(main: ModuleType, frame: FrameType | None) -> FrameType | None:
+    """The outermost frame running ``main``'s top-level code, if the call stack has one."""
+    top = None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):
+            top = frame
+        frame = frame.f_back
+    return top
+
+
+def unguarded_main_line(frame: FrameType | None = None) -> int | None:
+    """Line of the ``__main__`` script's top-level statement running now, when it is not inside an
+    ``if __name__ == "__main__":`` block; None when it is, or when there is no script to read
+    (an interactive session, a notebook) or the call does not come from its top-level code.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path:
+        return None
+    top = _module_frame(main, frame if frame is not None else sys._getframe(1))
+    if top is None:
+        return None
+    line = top.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    for node in tree.body:  # the guard is a top-level statement
+        if isinstance(node, ast.If) and _is_main_test(node.test) and node.body \
+                and node.body[0].lineno <= line <= (node.body[-1].end_lineno or node.body[-1].lineno):
+            return None
+    return line
+
+
+def check_main_guard() -> None:
+    """Refuse to start a local cluster from a script without an ``if __name__ == "__main__":`` guard.
+
+    Raises
+    ------
+    NodalOptError
+        In the script's process, before any worker starts, naming the script and line; or in a
+        spawned worker that is importing such a script (the ``__mp_main__`` module), so it stops.
+    """
+    import dask
+
+    if dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
+        return  # forked workers do not import the script
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:  # a spawned process runs the parent's script as "__mp_main__" while it starts
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            raise NodalOptError(f"{frame.f_globals.get('__file__', 'the script')} is being re-run by a Dask "
+                                f"worker process it started. {GUARD_ADVICE}")
+        frame = frame.f_back
+    main = sys.modules.get("__main__")
+    line = unguarded_main_line(sys._getframe(1))
+    if line is not None:
+        raise NodalOptError(f'executor="dask" with a local cluster, started from line {line} of '
+                            f"{getattr(main, '__file__', '__main__')} outside `if __name__ == \"__main__\":`. "
+                            f"{GUARD_ADVICE}")
 
 
 def _slice(b: QPBatch, lo: int, hi: int) -> QPBatch:
@@ -81,6 +166,7 @@ class DaskExecutor:
         if scheduler:
             self.client = Client(scheduler)
         else:
+            check_main_guard()
             self._cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None)
             self.client = Client(self._cluster)

@@ -42,7 +42,7 @@ class Params:
 class Vars:
     p: cp.Expression  # (G, T) injection MW: p_flat reshaped
     p_flat: cp.Variable  # (G * T,) the injection variable, column-major (see objective())
-    theta: cp.Variable  # (N - R, T) rad, non-reference nodes
+    theta: cp.Variable | None  # (N - R, T) rad, non-reference nodes; None when every node is a reference
     f: cp.Variable | None  # (C, T) MW flow on the branches of flow_rows()
     pc: cp.Variable | None  # (S, T) storage charge MW
     pd: cp.Variable | None  # (S, T) storage discharge MW
@@ -85,10 +85,11 @@ def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> V
     S = net.n_storage
     n_pwl = int(np.unique(net.pwl_gen).size)
     n_c = int(flow_rows(net).size)
+    n_ang = int(net.nonref_nodes.size)  # 0 when every bus is alone in its island (a 1-bus net)
     p_flat = cp.Variable(net.n_gen * T, name="Generator-p")
     return Vars(
         p=cp.reshape(p_flat, (net.n_gen, T), order="F"), p_flat=p_flat,
-        theta=cp.Variable((net.n_node - net.ref_node.size, T), name="Bus-v_ang"),
+        theta=cp.Variable((n_ang, T), name="Bus-v_ang") if n_ang else None,
         f=cp.Variable((n_c, T), name="Branch-p") if n_c else None,
         pc=cp.Variable((S, T), nonneg=True, name="Store-p_charge") if S else None,
         pd=cp.Variable((S, T), nonneg=True, name="Store-p_discharge") if S else None,
@@ -98,6 +99,18 @@ def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> V
         spill=cp.Variable((net.n_node, T), nonneg=True, name="Bus-spill") if elastic else None,
         lin_cost=cp.Variable(T, name="Generator-linear_cost") if net.n_gen else None,
     )
+
+
+def angle_term(mat: sp.spmatrix, v: Vars, T: int) -> cp.Expression:
+    """``mat @ theta`` over the non-reference angles; zeros when there are none.
+
+    A network in which every bus is alone in its island (one bus, or a substation
+    bus with only feeders below it) has no angle variable: cvxpy leaves a (0, T)
+    variable without a value, so :func:`define_variables` does not create one.
+    """
+    if v.theta is None:
+        return cp.Constant(np.zeros((mat.shape[0], T)))
+    return mat @ v.theta
 
 
 def conducting(net: NetworkArrays) -> np.ndarray:
@@ -157,7 +170,7 @@ def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) ->
     il = inline_rows(net)
     if il.size:  # A_i^T (Bf_i theta + shift_i) for the branches without a flow variable
         at = sp.csr_matrix(net.incidence[il].T)
-        expr = expr + (at @ net.bf_red[il]) @ v.theta \
+        expr = expr + angle_term(at @ net.bf_red[il], v, T) \
             + np.repeat(at @ net.shift_flow[il], T).reshape(-1, T)
     if net.n_gen:
         expr = expr - net.node_matrix(net.gen_node) @ v.p
@@ -175,7 +188,7 @@ def flow_definition(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
     if v.f is None:
         return []
     c = flow_rows(net)
-    return [v.f == net.bf_red[c] @ v.theta + np.repeat(net.shift_flow[c, None], T, axis=1)]
+    return [v.f == angle_term(net.bf_red[c], v, T) + np.repeat(net.shift_flow[c, None], T, axis=1)]
 
 
 def flow_expression(net: NetworkArrays, v: Vars, rows: np.ndarray, T: int) -> cp.Expression:
@@ -205,7 +218,7 @@ def angle_limits(net: NetworkArrays, v: Vars, T: int) -> tuple[np.ndarray, list[
     rows = np.flatnonzero(np.isfinite(net.br_angmin) | np.isfinite(net.br_angmax))
     if not rows.size:
         return rows, []
-    a = net.incidence_red[rows] @ v.theta
+    a = angle_term(net.incidence_red[rows], v, T)
     lo = np.repeat(np.where(np.isfinite(net.br_angmin[rows]), net.br_angmin[rows], -10.0)[:, None], T, 1)
     hi = np.repeat(np.where(np.isfinite(net.br_angmax[rows]), net.br_angmax[rows], 10.0)[:, None], T, 1)
     return rows, [a <= hi, a >= lo]

@@ -26,6 +26,7 @@ from ..results import build_dataset
 from . import carbon_terms as CT
 from . import formulation as F
 from .degeneracy import unique_prices
+from .numerics import cost_range_advice, cost_spread
 from .prices import check_decomposition, decompose
 from .solver import PRESOLVED_CLARABEL
 from .state import SolvedState
@@ -472,7 +473,8 @@ class DCOPF:
         if status != cp.OPTIMAL:
             err = SolverError(f"{self.solver} returned status '{status}' on {self.net.name}; no prices "
                               "are published from a non-optimal solve. Try solver_options (e.g. "
-                              "max_iter) or another solver.", status=str(status))
+                              "max_iter) or another solver." + cost_range_advice(cost_spread(
+                                  self.net, self._c1(), self.voll)), status=str(status))
             if status != cp.USER_LIMIT:
                 self._explain_infeasible(series, otherwise=err)
             raise err
@@ -492,7 +494,8 @@ class DCOPF:
             nu[b.ang_rows] = (up - lo) / dt
         v = b.vars
         theta = np.zeros((net.n_node, T))
-        theta[net.nonref_nodes] = _val(v.theta)
+        if v.theta is not None:
+            theta[net.nonref_nodes] = _val(v.theta)
         shed = _val(v.shed) if v.shed is not None else np.zeros((net.n_node, T))
         return _Raw(
             lam=lam, mu=mu, nu=nu, theta=theta, p=_val(v.p) if net.n_gen else np.zeros((0, T)),
@@ -570,6 +573,11 @@ class DCOPF:
         free = (~np.isfinite(net.gen_pmax) & (net.gen_c1 < 0)) | (~np.isfinite(net.gen_pmin) & (net.gen_c1 > 0)) \
             | ~np.isfinite(net.gen_pmax) | ~np.isfinite(net.gen_pmin)
         names = net.gen_names[free & (net.gen_c2 == 0)].tolist()
+        if not names:  # every injector is bounded: the certificate is numerical, not a property of the model
+            raise SolverError(f"{self.solver} reported {net.name} unbounded, but every injector has finite "
+                              "limits or a quadratic cost, so the problem is bounded: a numerical failure."
+                              + (cost_range_advice(cost_spread(net, self._c1(), self.voll), always=True)
+                                 or " Try solver_options or another solver."), status="unbounded_numerical")
         raise UnboundedError(f"{net.name}: the objective is unbounded; injectors without a finite "
                              f"limit and without a quadratic cost: {names[:8]}. Give them min_p_mw / "
                              "max_p_mw (an ext_grid without limits is unbounded) or rate the branches.")

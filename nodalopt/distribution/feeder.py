@@ -176,8 +176,10 @@ def _ratings(net: Any, names: np.ndarray) -> np.ndarray:
     """Apparent-power limit (MVA) of each named branch from its element table; inf where unrated.
 
     Lines: ``sqrt(3) * max_i_ka * vn_kv * df * parallel``; transformers: ``sn_mva * parallel``;
-    both times ``max_loading_percent / 100`` where that column is set.  Ratings of 1e5 MVA and
-    above (pandapower's 99999 kA placeholder) count as unrated.
+    both times ``max_loading_percent / 100``.  A branch whose ``max_loading_percent`` is NaN,
+    or whose table has no such column, is unrated: pandapower's OPF rule (its ``RATE_A`` is
+    then NaN or 0, which ``rundcopp`` leaves unconstrained) and the rule of the transmission
+    compiler.  Ratings of 1e5 MVA and above (pandapower's 99999 kA placeholder) count as unrated.
     """
     rate = np.full(names.size, np.inf)
     table = np.array([str(n).split(":", 1)[0] for n in names])
@@ -193,7 +195,7 @@ def _ratings(net: Any, names: np.ndarray) -> np.ndarray:
         else:
             r = df.sn_mva.to_numpy(float) * _col(df, "parallel", 1.0)
         mlp = _col(df, "max_loading_percent", np.nan)
-        r = np.where(np.isfinite(mlp), r * mlp / 100.0, r)
+        r = r * mlp / 100.0  # NaN (unrated) where max_loading_percent is NaN or absent
         rate[m] = np.where(np.isfinite(r) & (r > 0) & (r < 1e5), r, np.inf)
     return rate
 

@@ -41,10 +41,37 @@ class MatpowerCase:
     gencost: np.ndarray
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_pandapower(self) -> Any:
-        from pandapower.converter import from_mpc
+    def to_pandapower(self, f_hz: float = 50.0, **kwargs: Any) -> Any:
+        """The case as a pandapower net, through pandapower's own MATPOWER converter.
 
-        return from_mpc(self.path)
+        The tables parsed here go to ``pandapower.converter.pypower.from_ppc`` (the
+        converter behind ``pandapower.converter.matpower.from_mpc``), so the file is not
+        read twice and an in-memory case converts too.
+
+        Parameters
+        ----------
+        f_hz : float
+            Network frequency; MATPOWER files carry none and 50 Hz is ``from_mpc``'s
+            documented default.  It only sets line capacitances (not the DC model).
+        **kwargs
+            Passed to ``from_ppc`` (e.g. ``validate_conversion=True``).
+
+        Returns
+        -------
+        pandapowerNet
+            Lossy where pandapower's converter is: angle limits are dropped and
+            ``RATE_A = 0`` transformers get a rating.
+        """
+        try:
+            from pandapower.converter.pypower import from_ppc
+        except ImportError as exc:  # pragma: no cover - pandapower is a dependency
+            raise ImportError("MatpowerCase.to_pandapower needs pandapower (pip install pandapower).") from exc
+
+        ppc = {"version": "2", "baseMVA": float(self.base_mva), "bus": self.bus.copy(), "gen": self.gen.copy(),
+               "branch": self.branch.copy(), "gencost": self.gencost.copy()}
+        net = from_ppc(ppc, f_hz=f_hz, **kwargs)
+        net.name = self.name
+        return net
 
 
 def read_matpower(path: str | os.PathLike[str]) -> MatpowerCase:
