@@ -41,6 +41,29 @@ SUCCESS = ("optimal", "optimal_with_load_shedding")
 _SCHEDULER_RE = re.compile(r"^(tcp|tls)://[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
+def check_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Refuse a Dask scheduler address that is malformed or does not accept a TCP connection.
+
+    Checked before any case is solved, so an unreachable ``--scheduler`` is one clear
+    :class:`InputError` instead of a 30-second Dask timeout and a traceback.
+    """
+    import socket
+
+    if not _SCHEDULER_RE.match(str(address)):
+        raise InputError(f"--scheduler {address!r}: must look like 'tcp://HOST:PORT'.")
+    hostport = str(address).split("://", 1)[1]
+    host, _, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not 0 < int(port) < 65536:
+        raise InputError(f"--scheduler {address!r}: port {port} is not in 1..65535.")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise InputError(f"--scheduler {address}: cannot connect ({exc.strerror or exc}); check the address and "
+                         "that the Dask scheduler is running.") from None
+
+
 # ================================================================ discovery
 def _inside(path: Path, root: Path) -> bool:
     try:
