@@ -972,6 +972,26 @@ def solve_csv_folder(path: str | os.PathLike[str], *, base_mva: float = BASE_MVA
 
 
 # ============================================================== results
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(rf"^(?:{_NUM_RE}|{_INF_RE}|[+-]?nan)$", re.IGNORECASE)
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Make a text cell harmless for spreadsheets: a leading ``= + - @`` (or tab / CR) gets a ``'`` prefix.
+
+    OWASP's advice against CSV formula injection.  Plain numbers (``-1.5``, ``+3``) and
+    non-strings are returned unchanged, so numeric cells and numeric names keep their meaning.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def neutralise(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    """:func:`neutralise_cell` of each value."""
+    return [neutralise_cell(v) for v in values]
+
+
 _PREFIX = {"gen": "generators", "storage": "storage_units", "line": "lines", "transformer": "transformers"}
 
 
@@ -1001,6 +1021,8 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
     ``storage_units-state_of_charge.csv`` (MWh) and ``result_info.csv`` (key, value of the
     solve attributes).  Columns are element names as in the input folder (bus names
     when the Dataset has a ``bus_name`` coordinate; full element names for other sources).
+    Text cells that a spreadsheet would run as a formula (leading ``= + - @``) get a ``'``
+    prefix (:func:`neutralise_cell`).
     """
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1008,8 +1030,9 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
         index = pd.Index(np.asarray(ds["snapshot"].values, dtype=str), name="snapshot")
     else:
         index = pd.Index(pd.DatetimeIndex(ds["time"].values).astype(str), name="snapshot")
-    bus_cols = (np.asarray(ds["bus_name"].values, dtype=str) if "bus_name" in ds.coords
-                else np.asarray(ds["bus"].values).astype(str))
+    index = pd.Index(neutralise(index), name="snapshot")
+    bus_cols = neutralise(np.asarray(ds["bus_name"].values, dtype=str) if "bus_name" in ds.coords
+                          else np.asarray(ds["bus"].values).astype(str))
     written: list[Path] = []
 
     def put(name: str, values: np.ndarray, cols: Sequence[str] | np.ndarray) -> None:
@@ -1035,8 +1058,9 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
             for var, attr in vars_:
                 if var in ds:
                     put(f"{comp}-{attr}.csv", ds[var].transpose("time", dim).values[:, idx],
-                        [n for _, n in items])
-    info = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | bool | np.number)}
+                        neutralise([n for _, n in items]))
+    info = {neutralise_cell(k): neutralise_cell(v) for k, v in ds.attrs.items()
+            if isinstance(v, str | int | float | bool | np.number)}
     p = out / "result_info.csv"
     pd.Series(info, name="value").rename_axis("key").to_csv(p)
     written.append(p)
