@@ -192,16 +192,23 @@ def test_truncated_matpower_file_names_the_open_matrix(case5: Path) -> None:
         read_matpower(case5)
 
 
-def test_matpower_reader_still_reads_every_pglib_case_it_did() -> None:
+def test_matpower_line_map_agrees_with_the_parser_on_pglib_cases() -> None:
+    """The line of every row (used in the messages) is found for each row matpowercaseframes reads."""
     from nodalopt.network import pglib_dir
-    from nodalopt.network.matpower import _rows
+    from nodalopt.network.matpower import read_matpower
 
     d = pglib_dir()
     if d is None:
         pytest.skip("no PGLib folder")
-    for f in sorted(d.glob("pglib_opf_case*_ieee.m")) + sorted(d.glob("pglib_opf_case*_pjm.m")):
-        tabs = _rows(f, f.read_text())
-        assert {"bus", "gen", "branch", "gencost"} <= set(tabs), f
+    files = sorted(d.glob("pglib_opf_case*_ieee.m")) + sorted(d.glob("pglib_opf_case*_pjm.m"))
+    assert files
+    for f in files:
+        c = read_matpower(f)
+        lines = c.extra["row_lines"]
+        for k in ("bus", "gen", "branch", "gencost"):
+            assert len(lines[k]) == getattr(c, k).shape[0], (f, k)
+        first = f.read_text().splitlines()[lines["bus"][0] - 1].split()
+        assert float(first[0]) == c.bus[0, 0] and float(first[2]) == c.bus[0, 2], f
 
 
 # ------------------------------------------------------------------ the CLI: one line, documented exit code
