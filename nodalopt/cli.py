@@ -1,15 +1,23 @@
 """Command line: a thin layer over the public API.
 
-Exit codes: 0 success, 1 a case failed (batch), 2 bad input, 3 infeasible or
-unbounded, 4 solver trouble.
+Exit codes: 0 success, 1 a case failed (batch) or an unexpected internal error, 2 bad
+input (including an output path that cannot be written and an unreachable
+``--scheduler``), 3 infeasible or unbounded, 4 solver trouble (including running out of
+memory).  Every failure is one line on stderr, ``error: ...``, naming the file (and the
+line, for text formats) where known; set ``NODALOPT_TRACEBACK=1`` to get the traceback
+of an unexpected error as well.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +25,87 @@ import numpy as np
 from . import errors
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_SOLVER = 0, 1, 2, 3, 4
+#: largest ``--hours``: ten leap years of hourly periods (memory grows linearly with it)
+MAX_HOURS = 87_840
+
+
+def check_hours(hours: int | None) -> None:
+    """Refuse ``--hours`` outside ``1..MAX_HOURS`` before anything is built."""
+    if hours is not None and not 1 <= hours <= MAX_HOURS:
+        raise errors.InputError(f"--hours {hours}: give 1 <= hours <= {MAX_HOURS} (ten leap years of hourly "
+                                "periods; raise nodalopt.cli.MAX_HOURS for longer horizons).")
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nodalopt-probe-"):
+            pass
+    except OSError as exc:
+        raise errors.InputError(f"{what}: cannot write in the folder {folder} ({exc.strerror or exc}); "
+                                "choose a writable folder.") from None
+
+
+def check_output_file(output: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Check before the solve that the result can be written to ``output``.
+
+    Refused: an existing folder, a path whose folder is missing, is a file or is not
+    writable, an existing non-regular file (a FIFO), and any path that is one of
+    ``inputs`` or lies inside an input folder (the input would be overwritten).
+    """
+    o = Path(output)
+    if o.is_dir():
+        raise errors.InputError(f"-o {o}: is a folder; give the name of the netCDF file to write.")
+    if o.exists() and not o.is_file():
+        raise errors.InputError(f"-o {o}: exists and is not a regular file; give another name.")
+    parent = o.parent if str(o.parent) else Path(".")
+    if not parent.exists():
+        anc = parent
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if anc.exists() and not anc.is_dir():
+            raise errors.InputError(f"-o {o}: {anc} is a file, not a folder.")
+        raise errors.InputError(f"-o {o}: the folder {parent} does not exist; create it first.")
+    if not parent.is_dir():
+        raise errors.InputError(f"-o {o}: {parent} is a file, not a folder.")
+    target = o.resolve()
+    for inp in inputs:
+        ip = Path(inp)
+        if not ip.exists():
+            continue
+        same = target == ip.resolve() or (o.exists() and os.path.samefile(o, ip))
+        inside = ip.is_dir() and ip.resolve() in target.parents
+        if same or inside:
+            raise errors.InputError(f"-o {o}: {'is the input ' if same else 'lies inside the input folder '}"
+                                    f"{ip}; writing there would overwrite or alter the input. Choose another "
+                                    "output path.")
+    _probe_writable(parent, f"-o {o}")
+    return o
+
+
+def write_result(ds: Any, output: str | os.PathLike[str]) -> None:
+    """Write ``ds`` to ``output`` atomically: a ``.part`` file in the same folder, then a rename."""
+    from . import to_netcdf
+
+    o = Path(output)
+    tmp = o.with_name(f".{o.name}.{os.getpid()}.part")
+    try:
+        to_netcdf(ds, str(tmp))
+        os.replace(tmp, o)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load(case: str) -> Any:
+    """``load_case`` with parser failures that are not InputErrors turned into one naming the file."""
+    from . import load_case
+
+    try:
+        return load_case(case)
+    except errors.NodalOptError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError, KeyError, TypeError) as exc:
+        raise errors.InputError(f"{case}: cannot read the case ({type(exc).__name__}: "
+                                f"{_one_line(str(exc))[:300]}).") from None
 
 
 def summarize(ds: Any) -> str:
@@ -53,34 +142,35 @@ def summarize(ds: Any) -> str:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from . import load_case, to_netcdf
     from .dcopf import DCOPF
 
+    check_hours(args.hours)
+    if args.scheduler is not None:
+        from .batch import check_scheduler
+
+        check_scheduler(args.scheduler)
+    case_path = Path(args.case)
+    if args.output:
+        check_output_file(args.output, [case_path] if case_path.exists() else [])
     kw = dict(hours=args.hours, period_hours=args.period_hours, voll=args.voll, solver=args.solver,
               dc_model=args.dc_model, carbon_price=args.carbon_price, co2_cap=args.co2_cap,
               emission_factors=args.emission_factors)
-    if Path(args.case).is_dir():  # CSV network folder: its own snapshots and time series
+    if case_path.is_dir():  # CSV network folder: its own snapshots and time series
         from .io.csv_folder import solve_csv_folder
 
         ds = solve_csv_folder(args.case, **kw)
-        print(summarize(ds))
-        if args.output:
-            to_netcdf(ds, args.output)
-            print(f"written      {args.output}")
-        return EXIT_OK
-    net = load_case(args.case)
-    if args.feeders or args.method != "central":
-        ds = _solve_td(net, args)
     else:
-        model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
-                      solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
-                      co2_cap=args.co2_cap, emission_factors=args.emission_factors)
-        ds = model.solve()
+        net = _load(args.case)
+        if args.feeders or args.method != "central":
+            ds = _solve_td(net, args)
+        else:
+            model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
+                          solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
+                          co2_cap=args.co2_cap, emission_factors=args.emission_factors)
+            ds = model.solve()
     print(summarize(ds))
     if args.output:
-        to_netcdf(ds, args.output)
+        write_result(ds, args.output)
         print(f"written      {args.output}")
     return EXIT_OK
 
@@ -163,7 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(code: int, msg: str) -> int:
+    print(f"error: {_one_line(msg)}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring), never raises."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # everything after 'bench' belongs to the benchmark runner
         return _cmd_bench(argparse.Namespace(rest=argv[1:]))
@@ -173,14 +273,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")
             return int(args.func(args))
     except errors.InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return _fail(EXIT_INPUT, str(exc))
     except (errors.InfeasibleError, errors.UnboundedError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INFEASIBLE
+        return _fail(EXIT_INFEASIBLE, str(exc))
     except (errors.SolverError, errors.ConvergenceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SOLVER
+        return _fail(EXIT_SOLVER, str(exc))
+    except errors.NodalOptError as exc:
+        return _fail(EXIT_SOLVER, f"{type(exc).__name__}: {exc}")
+    except MemoryError:
+        return _fail(EXIT_SOLVER, "out of memory; solve fewer hours or a smaller case, or add memory.")
+    except OSError as exc:  # a file that vanished, a full disk, a refused connection, ...
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return _fail(EXIT_INPUT, f"{where}{exc.strerror or exc} ({type(exc).__name__}).")
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted.")
+    except Exception as exc:  # noqa: BLE001 - the contract: one line, never a traceback
+        if os.environ.get("NODALOPT_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        return _fail(EXIT_CASE_FAILED, f"unexpected {type(exc).__name__}: {exc} (a bug in nodalopt: please "
+                                       "report it; NODALOPT_TRACEBACK=1 shows the traceback).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,14 +18,18 @@ SQP curvature term), the feeder QPs are rebuilt and ADMM continues from where it
 
 from __future__ import annotations
 
+import hashlib
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .. import profiles as prof
@@ -294,6 +298,13 @@ class ADMM(TDOPF):
     def _run_admm(self, series: prof.Series, timeidx: Any, t0: float, resume: bool,
                   warm_start: xr.Dataset | None) -> xr.Dataset:
         s, T, dt, fo = self.settings, self.T, self.dt, self.fo
+        fingerprint = _fingerprint(self.net, fo, T, dt, self.losses, s, (series, self._fseries)) \
+            if (resume or s.checkpoint) else ""
+        st_ck: dict[str, np.ndarray] | None = None
+        if resume:  # checked before any work: a wrong or damaged checkpoint fails at once
+            if not s.checkpoint or not Path(s.checkpoint).exists():
+                raise InputError(f"resume=True needs an existing checkpoint file; {s.checkpoint!r} does not exist.")
+            st_ck = _load_checkpoint(s.checkpoint, fo.n_inst, T, fo.n_branch, fingerprint)
         base = self._ac_at(self._base_withdrawal())
         p = base.p_import.copy()
         u = np.zeros_like(p)
@@ -320,11 +331,7 @@ class ADMM(TDOPF):
                                                         "max_price_change", "seconds")}
         losses_settled = not self.losses
         loss_updates = 0
-        st_ck: dict[str, np.ndarray] | None = None
-        if resume:
-            if not s.checkpoint or not Path(s.checkpoint).exists():
-                raise InputError(f"resume=True needs an existing checkpoint file; {s.checkpoint!r} does not exist.")
-            st_ck = _load_checkpoint(s.checkpoint, fo.n_inst, T, fo.n_branch)
+        if st_ck is not None:
             p, u, self.rho, start_it = st_ck["p"], st_ck["u"], float(st_ck["rho"]), int(st_ck["iteration"])
             self._lt = LD.LossTerms(**{k: st_ck["lt_" + k] for k in ("aP", "aQ", "aW", "prox", "P0", "Q0")})
             losses_settled, loss_updates = bool(st_ck["losses_settled"]), int(st_ck["loss_updates"])
@@ -419,7 +426,8 @@ class ADMM(TDOPF):
             if s.checkpoint and it % s.checkpoint_every == 0:
                 _save_checkpoint(s.checkpoint, p=p, u=u, rho=self.rho, iteration=it, lt=self._lt,
                                  losses_settled=losses_settled, loss_updates=loss_updates, hist=hist,
-                                 price_prev=price_prev, warm=warm, qp_state=self._exec.qp_state(self._factors))
+                                 price_prev=price_prev, warm=warm, qp_state=self._exec.qp_state(self._factors),
+                                 fingerprint=fingerprint)
             if s.callback is not None:
                 s.callback(it, self)
         bar(None, None, None, None)
@@ -646,7 +654,7 @@ def _progress(on: bool, total: int, start: int) -> Callable[..., None]:
 
 def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, iteration: int, lt: LD.LossTerms,
                      losses_settled: bool, loss_updates: int, hist: dict[str, list[float]], price_prev: np.ndarray,
-                     warm: list[Any], qp_state: list[dict[str, np.ndarray]]) -> None:
+                     warm: list[Any], qp_state: list[dict[str, np.ndarray]], fingerprint: str = "") -> None:
     """Coordinator state as a plain .npz (arrays only, no pickles), written atomically.
 
     Everything the next iterate depends on is saved (consensus state, penalty, loss terms and the
@@ -655,7 +663,7 @@ def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, ite
     tmp = Path(str(path) + ".tmp.npz")
     arrays = {"p": p, "u": u, "rho": np.array(rho), "iteration": np.array(iteration),
               "losses_settled": np.array(int(losses_settled)), "loss_updates": np.array(loss_updates),
-              "price_prev": price_prev}
+              "price_prev": price_prev, "fingerprint": np.array(fingerprint)}
     for k, w in enumerate(warm):
         if w is not None:
             arrays[f"w{k}_x"], arrays[f"w{k}_z"], arrays[f"w{k}_y"] = w
@@ -667,12 +675,94 @@ def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, ite
     tmp.replace(path)
 
 
-def _load_checkpoint(path: str, n_inst: int, T: int, n_branch: int) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        st = {k: z[k] for k in z.files}
+#: settings that change the iterates (a resumed run must use the same); stopping rules may differ
+_FINGERPRINT_SETTINGS = ("rho", "alpha", "eps_abs", "eps_rel", "balance_mu", "balance_tau", "balance_every",
+                         "balance_until", "loss_check_factor", "price_start", "qp")
+
+
+def _digest(h: Any, obj: Any, depth: int = 0) -> None:
+    """Feed ``obj`` (arrays, dataclasses, dicts, lists, scalars) into the hash ``h``, deterministically."""
+    if depth > 12:
+        h.update(b"<deep>")
+        return
+    if isinstance(obj, np.ndarray):
+        h.update(f"nd{obj.dtype.str}{obj.shape}".encode())
+        if obj.dtype == object:
+            h.update("\x1f".join(map(str, obj.ravel().tolist())).encode())
+        else:
+            h.update(np.ascontiguousarray(obj).tobytes())
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        h.update(type(obj).__name__.encode())
+        for f in fields(obj):
+            h.update(f.name.encode())
+            _digest(h, getattr(obj, f.name), depth + 1)
+    elif isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            h.update(str(k).encode())
+            _digest(h, obj[k], depth + 1)
+    elif isinstance(obj, list | tuple):
+        h.update(f"seq{len(obj)}".encode())
+        for v in obj:
+            _digest(h, v, depth + 1)
+    elif isinstance(obj, pd.Index):
+        _digest(h, np.asarray(obj.astype(str), dtype=object), depth + 1)
+    elif isinstance(obj, pd.DataFrame | pd.Series):
+        _digest(h, obj.to_numpy(), depth + 1)
+    elif obj is None or isinstance(obj, str | int | float | bool | np.number | np.bool_):
+        h.update(repr(obj).encode())
+    elif hasattr(obj, "__dict__"):
+        _digest(h, {k: v for k, v in vars(obj).items() if not k.startswith("_")}, depth + 1)
+    else:
+        h.update(type(obj).__name__.encode())
+
+
+def _fingerprint(net: Any, forest: Any, T: int, dt: float, losses: bool, settings: ADMMSettings,
+                 series: Any = None) -> str:
+    """SHA-256 of what a checkpoint's state depends on: the networks, the horizon, the load series, the settings."""
+    h = hashlib.sha256(b"nodalopt-admm-checkpoint-1")
+    _digest(h, net)
+    _digest(h, forest)
+    _digest(h, series)
+    _digest(h, {"T": int(T), "dt": float(dt), "losses": bool(losses)})
+    _digest(h, {k: getattr(settings, k) for k in _FINGERPRINT_SETTINGS})
+    return h.hexdigest()
+
+
+#: arrays every checkpoint holds (more per feeder batch and per history series)
+_CHECKPOINT_KEYS = ("p", "u", "rho", "iteration", "losses_settled", "loss_updates", "price_prev", "fingerprint",
+                    "lt_aP", "lt_aQ", "lt_aW", "lt_prox", "lt_P0", "lt_Q0")
+#: largest checkpoint file read (bytes)
+MAX_CHECKPOINT_BYTES = 4 * 1024**3
+
+
+def _load_checkpoint(path: str, n_inst: int, T: int, n_branch: int, fingerprint: str = "") -> dict[str, np.ndarray]:
+    """Read a checkpoint; a damaged file, or one written for another network, horizon or settings, is an InputError."""
+    p = Path(path)
+    if p.is_symlink() or not p.is_file():
+        raise InputError(f"checkpoint {path}: not a regular file; give the .npz the ADMM run wrote.")
+    if p.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise InputError(f"checkpoint {path}: {p.stat().st_size} bytes, over the {MAX_CHECKPOINT_BYTES}-byte limit.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            st = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputError(f"checkpoint {path}: damaged or not a nodalopt ADMM checkpoint ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); delete it and start without resume.") from None
+    missing = [k for k in _CHECKPOINT_KEYS if k not in st]
+    if missing:
+        raise InputError(f"checkpoint {path}: not a complete nodalopt ADMM checkpoint (missing {missing[:5]}); "
+                         "it was written by another program or an older nodalopt. Delete it and start without "
+                         "resume.")
+    if str(st["fingerprint"]) != fingerprint:
+        raise InputError(f"checkpoint {path} was written for another network, horizon, load series or ADMM "
+                         "settings (fingerprint differs); resume with the same inputs, or delete it.")
     if st["p"].shape != (n_inst, T) or st["lt_aP"].shape != (n_branch, T):
         raise InputError(f"checkpoint {path} was written for another problem (shapes {st['p'].shape}, "
                          f"{st['lt_aP'].shape}; expected {(n_inst, T)}, {(n_branch, T)}).")
+    bad = [k for k, v in st.items() if v.dtype.kind == "f" and not np.isfinite(v).all() and not k.startswith("hist_")]
+    if bad:
+        raise InputError(f"checkpoint {path}: non-finite values in {bad[:5]}; the file is damaged. Delete it and "
+                         "start without resume.")
     return st
 
 

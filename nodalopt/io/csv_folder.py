@@ -17,9 +17,12 @@ line 1) and the column.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
 import re
+import stat
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +64,8 @@ REFUSED_SERIES = {
     "buses": set(),
 }
 #: components that change the optimum but are not modelled: refused when the file has rows
-UNSUPPORTED_COMPONENTS = ("links", "stores", "shunt_impedances", "global_constraints", "processes")
+UNSUPPORTED_COMPONENTS = ("links", "stores", "shunt_impedances", "global_constraints", "processes",
+                          "investment_periods")
 
 
 # ============================================================== low-level CSV
@@ -111,15 +115,49 @@ class Table:
         return Table(self.path, self.header, [self.rows[i] for i in idx], self.lines[idx])
 
 
+def _open_regular(path: Path, what: str = "CSV file") -> int:
+    """Open ``path`` read-only without following a final symlink and without blocking; refuse non-regular files.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (instead of waiting for a writer);
+    ``fstat`` on the open descriptor then refuses anything that is not a regular file, so
+    the check and the read concern the same file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path}: is a symbolic link; refusing to follow it (copy the file instead).") from None
+        raise InputError(f"{path}: cannot open the {what} ({exc.strerror or exc}).") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InputError(f"{path}: is {_kind_of(st.st_mode)}, not a regular file; a {what} must be a plain "
+                         "file (refusing to read it).")
+    if getattr(os, "O_NONBLOCK", 0):  # regular file: back to ordinary blocking reads
+        os.set_blocking(fd, True)
+    return fd
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     limit = MAX_FILE_BYTES if limit is None else limit
     if path.is_symlink():
         raise InputError(f"{path}: is a symbolic link; refusing to follow it (copy the file instead).")
-    size = path.stat().st_size
-    if size > limit:
-        raise InputError(f"{path}: {size} bytes, over the {limit}-byte limit for one CSV file "
-                         "(raise nodalopt.io.csv_folder.MAX_FILE_BYTES if the file is trusted).")
-    with path.open("rb") as fh:
+    fd = _open_regular(path)
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise InputError(f"{path}: {size} bytes, over the {limit}-byte limit for one CSV file "
+                             "(raise nodalopt.io.csv_folder.MAX_FILE_BYTES if the file is trusted).")
         data = fh.read(limit + 1)
     if len(data) > limit:  # grew after stat
         raise InputError(f"{path}: over the {limit}-byte limit for one CSV file.")
@@ -333,23 +371,118 @@ class CsvCase:
         return solve_case(self, **kwargs)
 
 
+#: other files PyPSA's ``export_to_csv_folder`` writes that carry nothing the DC-OPF uses: accepted unread
+#: (``sub_networks`` is derived topology, ``shapes`` geometry, the ``*_types`` standard types are refused
+#: where an element uses one; ``crs.json`` / ``meta.json`` are coordinates and user metadata)
+PYPSA_IGNORED = ("sub_networks.csv", "shapes.csv", "line_types.csv", "transformer_types.csv", "crs.json",
+                 "meta.json")
+#: PyPSA's time-varying attributes per component (``<component>-<attribute>.csv``), inputs and results,
+#: as listed by ``pypsa.Network().components[...].defaults.varying`` (PyPSA 1.2).  Those in
+#: :data:`SERIES` are read, those in :data:`REFUSED_SERIES` refused; the others (reactive power,
+#: voltage set points, results of an earlier optimisation) do not enter a DC-OPF and are accepted unread.
+PYPSA_SERIES: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
+    "buses": "v_mag_pu_set p q v_mag_pu v_ang marginal_price",
+    "generators": "p_min_pu p_max_pu p_set q_set marginal_cost marginal_cost_quadratic efficiency stand_by_cost "
+                  "ramp_limit_up ramp_limit_down p q status start_up shut_down mu_upper mu_lower mu_p_set "
+                  "mu_ramp_limit_up mu_ramp_limit_down",
+    "loads": "p_set q_set p q",
+    "lines": "s_max_pu p0 q0 p1 q1 mu_lower mu_upper",
+    "transformers": "s_max_pu p0 q0 p1 q1 mu_lower mu_upper",
+    "storage_units": "p_min_pu p_max_pu p_set q_set p_dispatch_set p_store_set spill_cost marginal_cost "
+                     "marginal_cost_quadratic marginal_cost_storage state_of_charge_set efficiency_store "
+                     "efficiency_dispatch standing_loss inflow p p_dispatch p_store q state_of_charge spill "
+                     "mu_upper mu_lower mu_state_of_charge_set mu_energy_balance",
+    "stores": "e_min_pu e_max_pu p_set q_set e_set marginal_cost marginal_cost_quadratic marginal_cost_storage "
+              "standing_loss p q e mu_upper mu_lower mu_energy_balance",
+    "links": "efficiency p_set p_min_pu p_max_pu marginal_cost marginal_cost_quadratic stand_by_cost "
+             "ramp_limit_up ramp_limit_down p p0 p1 status start_up shut_down mu_lower mu_upper mu_p_set "
+             "mu_ramp_limit_up mu_ramp_limit_down",
+    "shunt_impedances": "p q",
+}.items()}
+#: names and suffixes of files that are clearly not network data: listed in a warning, not read
+_NOT_DATA_SUFFIXES = (".md", ".txt", ".rst", ".pdf", ".png", ".jpg", ".jpeg", ".svg", ".html", ".ipynb")
+_NOT_DATA_STEMS = ("readme", "license", "licence", "notice", "changelog", "authors")
+
+
+def known_file_names() -> list[str]:
+    """Every file name a CSV network folder may hold (read, refused by content, or accepted unread)."""
+    names = {f"{c}.csv" for c in (*COMPONENTS, *UNSUPPORTED_COMPONENTS, "network", "snapshots",
+                                  "investment_periods")}
+    names.update(PYPSA_IGNORED)
+    names.update(f"{c}-{a}.csv" for c, attrs in PYPSA_SERIES.items() for a in attrs)
+    return sorted(names)
+
+
+def _not_data(name: str) -> bool:
+    low = name.lower()
+    return (name.startswith(".") or low.endswith(_NOT_DATA_SUFFIXES)
+            or low.split(".", 1)[0] in _NOT_DATA_STEMS)
+
+
+def _closest(name: str, known: list[str]) -> str:
+    low = name.strip().lower()
+    exact = [k for k in known if k == low]
+    if exact:
+        return f"; did you mean {exact[0]!r} (names are case- and space-sensitive)?"
+    close = difflib.get_close_matches(low, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _files(folder: Path) -> dict[str, Path]:
-    """CSV files directly in ``folder`` (by name), with the folder size limit enforced."""
+    """CSV files directly in ``folder`` (by name), with the folder size limit enforced.
+
+    Every entry is accounted for: a name nodalopt does not know (``Generators-p_max_pu.csv``,
+    a trailing space, ``buses.csv.bak``) is an :class:`InputError` naming the file and the
+    closest known name; anything that is not a regular file (a FIFO, a socket, a device, a
+    folder named like a data file) is refused; files that are clearly not network data
+    (README, ``.md``/``.txt``, dotfiles) and other sub-folders are listed in one warning.
+    Known files PyPSA writes that the DC-OPF does not use (:data:`PYPSA_IGNORED`, reactive
+    and result time series of :data:`PYPSA_SERIES`) are accepted unread.
+    """
     out: dict[str, Path] = {}
     total = 0
     root = folder.resolve()
+    known = known_file_names()
+    known_set = set(known)
+    unread: list[str] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not entry.name.endswith(".csv"):
-            continue
         p = Path(entry.path)
+        name = entry.name
         if entry.is_symlink():
             target = p.resolve()
             if root not in target.parents:
                 raise InputError(f"{p}: symbolic link to {target}, outside the case folder; refusing it.")
-        if not entry.is_file():
+        try:
+            mode = entry.stat(follow_symlinks=True).st_mode
+        except OSError as exc:
+            raise InputError(f"{p}: cannot inspect it ({exc.strerror or exc}); remove it from the case "
+                             "folder.") from None
+        regular = stat.S_ISREG(mode)
+        if name in known_set:
+            if not regular:
+                raise InputError(f"{p}: is {_kind_of(mode)}, not a regular file; {name} must be a plain file.")
+            if name.endswith(".csv"):
+                total += entry.stat(follow_symlinks=True).st_size
+                out[name] = p
             continue
-        total += p.stat().st_size
-        out[entry.name] = p
+        if stat.S_ISDIR(mode):
+            if name.startswith(".") or not (name.lower().endswith((".csv", ".json")) or _closest(name, known)):
+                unread.append(name + "/")
+                continue
+            raise InputError(f"{p}: is a folder, not a file{_closest(name, known) or '.'} A CSV network "
+                             "folder holds its data in plain files.")
+        if not regular:
+            raise InputError(f"{p}: is {_kind_of(mode)}, not a regular file; refusing it (remove it from the "
+                             "case folder).")
+        if _not_data(name):
+            unread.append(name)
+            continue
+        hint = _closest(name, known) or "; the names read are listed in docs/csv_format.md."
+        raise InputError(f"{p}: file {name!r} is not part of a CSV network folder and would be ignored"
+                         f"{hint} Rename or remove it.")
+    if unread:
+        warnings.warn(f"{folder}: not network data, not read: {', '.join(unread[:20])}"
+                      + (f" and {len(unread) - 20} more" if len(unread) > 20 else ""), UserWarning, stacklevel=3)
     if total > MAX_FOLDER_BYTES:
         raise InputError(f"{folder}: its CSV files total {total} bytes, over the {MAX_FOLDER_BYTES}-byte "
                          "limit (raise nodalopt.io.csv_folder.MAX_FOLDER_BYTES if the folder is trusted).")
@@ -839,6 +972,26 @@ def solve_csv_folder(path: str | os.PathLike[str], *, base_mva: float = BASE_MVA
 
 
 # ============================================================== results
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(rf"^(?:{_NUM_RE}|{_INF_RE}|[+-]?nan)$", re.IGNORECASE)
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Make a text cell harmless for spreadsheets: a leading ``= + - @`` (or tab / CR) gets a ``'`` prefix.
+
+    OWASP's advice against CSV formula injection.  Plain numbers (``-1.5``, ``+3``) and
+    non-strings are returned unchanged, so numeric cells and numeric names keep their meaning.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def neutralise(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    """:func:`neutralise_cell` of each value."""
+    return [neutralise_cell(v) for v in values]
+
+
 _PREFIX = {"gen": "generators", "storage": "storage_units", "line": "lines", "transformer": "transformers"}
 
 
@@ -868,6 +1021,8 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
     ``storage_units-state_of_charge.csv`` (MWh) and ``result_info.csv`` (key, value of the
     solve attributes).  Columns are element names as in the input folder (bus names
     when the Dataset has a ``bus_name`` coordinate; full element names for other sources).
+    Text cells that a spreadsheet would run as a formula (leading ``= + - @``) get a ``'``
+    prefix (:func:`neutralise_cell`).
     """
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -875,8 +1030,9 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
         index = pd.Index(np.asarray(ds["snapshot"].values, dtype=str), name="snapshot")
     else:
         index = pd.Index(pd.DatetimeIndex(ds["time"].values).astype(str), name="snapshot")
-    bus_cols = (np.asarray(ds["bus_name"].values, dtype=str) if "bus_name" in ds.coords
-                else np.asarray(ds["bus"].values).astype(str))
+    index = pd.Index(neutralise(index), name="snapshot")
+    bus_cols = neutralise(np.asarray(ds["bus_name"].values, dtype=str) if "bus_name" in ds.coords
+                          else np.asarray(ds["bus"].values).astype(str))
     written: list[Path] = []
 
     def put(name: str, values: np.ndarray, cols: Sequence[str] | np.ndarray) -> None:
@@ -902,8 +1058,9 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
             for var, attr in vars_:
                 if var in ds:
                     put(f"{comp}-{attr}.csv", ds[var].transpose("time", dim).values[:, idx],
-                        [n for _, n in items])
-    info = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | bool | np.number)}
+                        neutralise([n for _, n in items]))
+    info = {neutralise_cell(k): neutralise_cell(v) for k, v in ds.attrs.items()
+            if isinstance(v, str | int | float | bool | np.number)}
     p = out / "result_info.csv"
     pd.Series(info, name="value").rename_axis("key").to_csv(p)
     written.append(p)

@@ -9,6 +9,7 @@ DC convention.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,15 +75,108 @@ class MatpowerCase:
         return net
 
 
+_BLOCK_RE = re.compile(r"^\s*mpc\.(\w+)\s*=\s*\[(.*)$")
+#: fewest columns each table needs (MATPOWER's caseformat: the columns nodalopt reads)
+_MIN_COLS = {"bus": 13, "gen": 10, "branch": 11, "gencost": 5}
+
+
+def _rows(path: Path, text: str) -> dict[str, list[tuple[int, list[str]]]]:
+    """The numeric matrices of a MATPOWER file: ``{name: [(line, tokens), ...]}`` (text only).
+
+    Refuses with the file and line: a matrix that is never closed (a truncated file), a row
+    whose number of values differs from the matrix's first row, a value that is not a number,
+    and the tables nodalopt reads with fewer columns than MATPOWER's format requires.
+    """
+    out: dict[str, list[tuple[int, list[str]]]] = {}
+    name: str | None = None
+    start = 0
+    for ln, line in enumerate(text.splitlines(), start=1):
+        code = line.split("%", 1)[0]
+        if name is None:
+            m = _BLOCK_RE.match(code)
+            if not m:
+                continue
+            name, start, code = m.group(1), ln, m.group(2)
+            out[name] = []
+        body, closed = code, False
+        if "]" in code:
+            body, closed = code.split("]", 1)[0], True
+        for piece in body.split(";"):
+            toks = [t for t in re.split(r"[\s,]+", piece.strip()) if t]
+            if toks:
+                out[name].append((ln, toks))
+        if closed:
+            rows = out[name]
+            if name in _MIN_COLS or rows and all(_is_number(t) for t in rows[0][1]):
+                _check_matrix(path, name, rows)
+            name = None
+    if name is not None:
+        raise InputError(f"{path}, line {start}: mpc.{name} = [ is never closed with '];' (the file ends at "
+                         f"line {text.count(chr(10)) + 1}); is the file truncated?")
+    return out
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_matrix(path: Path, name: str, rows: list[tuple[int, list[str]]]) -> None:
+    if not rows:
+        return
+    width = len(rows[0][1])
+    need = _MIN_COLS.get(name, 0)
+    if name != "gencost" and width < need:
+        raise InputError(f"{path}, line {rows[0][0]}: mpc.{name} row has {width} values; MATPOWER's format "
+                         f"needs at least {need} columns.")
+    for ln, toks in rows:
+        if len(toks) != width:
+            raise InputError(f"{path}, line {ln}: mpc.{name} row has {len(toks)} values where the first row "
+                             f"(line {rows[0][0]}) has {width}; every row of a matrix needs the same number "
+                             "of columns (truncated or mistyped row?).")
+        bad = [t for t in toks if not _is_number(t)]
+        if bad:
+            raise InputError(f"{path}, line {ln}: mpc.{name} value {bad[0][:30]!r} is not a number.")
+    if name == "gencost":
+        for ln, toks in rows:
+            model, ncost = float(toks[0]), float(toks[3]) if len(toks) > 3 else -1.0
+            if ncost < 1 or ncost != int(ncost):
+                got = toks[3] if len(toks) > 3 else "missing"
+                raise InputError(f"{path}, line {ln}: mpc.gencost NCOST (column 4) is {got}; it must be a "
+                                 "positive integer.")
+            n = int(ncost) * (2 if model == 1 else 1)
+            if len(toks) < 4 + n:
+                what = f"{int(ncost)} (x, y) points" if model == 1 else f"{int(ncost)} coefficients"
+                raise InputError(f"{path}, line {ln}: mpc.gencost NCOST = {int(ncost)} announces {what} but the "
+                                 f"row has {len(toks) - 4} value(s) after column 4; fix NCOST or the row.")
+
+
 def read_matpower(path: str | os.PathLike[str]) -> MatpowerCase:
-    """Parse a MATPOWER ``.m`` file (text only; nothing is evaluated)."""
+    """Parse a MATPOWER ``.m`` file (text only; nothing is evaluated).
+
+    Errors name the file and the line: a truncated matrix, a row of the wrong width, a value
+    that is not a number, an ``NCOST`` that does not match its row.
+    """
     from matpowercaseframes import CaseFrames
 
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise InputError(f"{p}: not a regular file; give a MATPOWER .m file.")
     if not p.is_file():
         raise InputError(f"{p}: no such MATPOWER file.")
     if p.stat().st_size > MAX_CASE_BYTES:
         raise InputError(f"{p}: file is {p.stat().st_size} bytes, over the {MAX_CASE_BYTES}-byte limit.")
+    raw = p.read_bytes()[: MAX_CASE_BYTES + 1]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{p}, line {line}: byte 0x{raw[exc.start]:02x} is not "
+                         "valid UTF-8; save the file as UTF-8 (or ASCII).") from None
+    rows = _rows(p, text)
     try:
         cf = CaseFrames(str(p))
     except Exception as exc:  # the parser raises assorted errors on bad files
@@ -95,9 +189,18 @@ def read_matpower(path: str | os.PathLike[str]) -> MatpowerCase:
         raise InputError(f"{p}: missing cost data: the case has no 'mpc.gencost'; add one row per generator.")
     if "dcline" in attrs and len(cf.dcline):
         raise InputError(f"{p}: 'mpc.dcline' is not supported by the DC model yet.")
+    try:
+        tables = {k: getattr(cf, k).to_numpy(float) for k in ("bus", "gen", "branch", "gencost")}
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{p}: a MATPOWER matrix is not numeric ({exc}).") from None
+    for k, arr in tables.items():
+        got = rows.get(k, [])
+        if got and arr.shape[0] != len(got):
+            raise InputError(f"{p}, line {got[0][0]}: mpc.{k} has {len(got)} rows in the text but the parser "
+                             f"read {arr.shape[0]}; check the rows' separators (';' or line ends).")
     return MatpowerCase(name=p.stem, path=str(p), base_mva=float(cf.baseMVA),
-                        bus=cf.bus.to_numpy(float), gen=cf.gen.to_numpy(float),
-                        branch=cf.branch.to_numpy(float), gencost=cf.gencost.to_numpy(float))
+                        bus=tables["bus"], gen=tables["gen"], branch=tables["branch"], gencost=tables["gencost"],
+                        extra={"row_lines": {k: [ln for ln, _ in v] for k, v in rows.items()}})
 
 
 def _gencost(gc: np.ndarray, names: np.ndarray, where: str
