@@ -611,29 +611,84 @@ class DCOPF:
         return ds
 
 
+#: keywords of :func:`solve` that only a :class:`~nodalopt.TDNetwork` takes (centralized or ADMM)
+_TD_OPTIONS = ("method", "losses", "loss_max_iter", "loss_tol_mw", "vm_tol_pu")
+_ADMM_OPTIONS = ("settings", "executor", "workers", "scheduler", "resume", "warm_start")
+
+
 def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
-          **kwargs: Any) -> xr.Dataset:
+          period_hours: float | None = None, voll: float | None = None, solver: str = DEFAULT_SOLVER,
+          solver_options: Mapping[str, Any] | None = None, dc_model: str | None = None,
+          start: Any = None, demo_profiles: bool | None = None, carbon_price: Any = None,
+          co2_cap: float | None = None, emission_factors: Any = "network", screening: bool = True,
+          base_mva: float | None = None, method: str = "central", losses: bool | None = None,
+          loss_max_iter: int | None = None, loss_tol_mw: float | None = None, vm_tol_pu: float | None = None,
+          settings: Any = None, executor: str | None = None, workers: int | None = None,
+          scheduler: str | None = None, resume: bool = False, warm_start: xr.Dataset | None = None,
+          **unknown: Any) -> xr.Dataset:
     """Solve a multi-period DC-OPF and return prices and dispatch as an ``xarray.Dataset``.
 
     Parameters
     ----------
     network : pandapowerNet, MatpowerCase, NetworkArrays, TDNetwork, str or path
-        The network, or a case name / file for :func:`nodalopt.load_case`.  A
-        :class:`nodalopt.TDNetwork` (transmission + radial feeders) is solved as one
-        centralized model with DLMPs (keywords ``losses``, ``loss_max_iter`` of
-        :class:`nodalopt.distribution.TDOPF`), or with ``method="admm"`` by ADMM between
-        transmission and feeders (keywords ``settings`` (:class:`nodalopt.ADMMSettings`),
-        ``executor``, ``workers``, ``scheduler``, ``resume``, ``warm_start`` of
-        :class:`nodalopt.admm.coordinator.ADMM`).
+        The network, or a case name / file for :func:`nodalopt.load_case`, or a CSV network
+        folder in the PyPSA layout (solved over its snapshots, see
+        :func:`nodalopt.io.solve_csv_folder`).  A :class:`nodalopt.TDNetwork` (transmission +
+        radial feeders) is solved as one centralized model with DLMPs
+        (:class:`nodalopt.distribution.TDOPF`), or with ``method="admm"`` by ADMM between
+        transmission and feeders (:class:`nodalopt.admm.coordinator.ADMM`).
     hours : int, optional
-        Number of periods. With ``hours > 1`` and no ``profiles`` the shipped
-        24-hour demo shapes are applied (``data/profiles/demo_24h.csv``).
+        Number of periods.  With ``hours > 1`` and no ``profiles`` the shipped 24-hour demo
+        shapes are applied (``data/demo_24h.csv``).  CSV folders: solve the first ``hours``
+        snapshots (default: all).
     profiles : mapping, optional
-        ``{(table, column): DataFrame | DataArray | 1-D scaling}``; see
-        :mod:`nodalopt.profiles`.
-    **kwargs
-        Passed to :class:`DCOPF` (``period_hours``, ``voll``, ``solver``,
-        ``solver_options``, ``dc_model``, ``start``).
+        ``{(table, column): DataFrame | DataArray | 1-D scaling}``; see :mod:`nodalopt.profiles`.
+        Without ``hours`` the number of periods is the length of the profiles.
+    period_hours : float, optional
+        Length of one period in hours (default 1.0; prices stay in $/MWh).  CSV folders take it
+        from the snapshot weightings.
+    voll : float, optional
+        Value of lost load in $/MWh; enables load shedding.
+    solver : str
+        Any solver cvxpy has installed (``"CLARABEL"`` by default, ``"HIGHS"``).
+    solver_options : mapping, optional
+        Passed to the solver; merged over nodalopt's Clarabel defaults.
+    dc_model : {"pandapower", "pglib", "pypsa"}, optional
+        Branch susceptance convention.  Default: the input's own (``"pandapower"`` for
+        pandapower nets, ``.m`` and ``.json`` files; ``"pypsa"`` for CSV folders).
+    start : str or Timestamp, optional
+        Start of the first period when the profiles carry no time index (default
+        ``"2030-01-01"``; CSV folders: their first snapshot).
+    demo_profiles : bool, optional
+        Force (True) or suppress (False) the demo shapes; default: on when ``hours > 1`` and no
+        ``profiles`` are given (never for CSV folders, which carry their own series).
+    carbon_price : float or sequence, optional
+        Carbon price in $/tCO2 (one value or one per period).
+    co2_cap : float, optional
+        CO2 cap over the horizon in tCO2; its dual is reported as a carbon price.
+    emission_factors : {"network", "synthetic"} or array
+        Where emission factors come from (see :mod:`nodalopt.carbon.factors`).
+    screening : bool
+        Constraint screening of re-solves of a coupled horizon (see :meth:`DCOPF.solve`).
+    base_mva : float, optional
+        CSV folders only: MVA base of the per-unit susceptances (default 100; results do not
+        depend on it).
+    method : {"central", "admm"}
+        TDNetwork only: one centralized model, or ADMM between transmission and feeders.
+    losses, loss_max_iter, loss_tol_mw, vm_tol_pu : optional
+        TDNetwork only: feeder loss iteration (defaults of :class:`nodalopt.distribution.TDOPF`).
+    settings : ADMMSettings, optional
+        ``method="admm"`` only: ADMM settings (default :class:`nodalopt.ADMMSettings`).
+    executor, workers, scheduler : optional
+        ``method="admm"`` only: where the feeder updates run (``"inprocess"`` or ``"dask"``,
+        local Dask workers, or an existing scheduler address).
+    resume : bool
+        ``method="admm"`` only: continue from ``settings.checkpoint``.
+    warm_start : xarray.Dataset, optional
+        ``method="admm"`` only: a previous result to start from.
+    **unknown
+        Nothing else is accepted: a misspelled keyword raises :class:`InputError` naming the
+        closest valid one.
 
     Returns
     -------
@@ -643,31 +698,75 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
 
     Raises
     ------
-    InfeasibleError, UnboundedError, SolverError, InputError
+    InputError
+        Bad network data, a misspelled or inapplicable keyword, bad option values.
+    InfeasibleError, UnboundedError, SolverError, ConvergenceError
+        No prices are published from a non-optimal solve.
     """
     from ..distribution.td import TDNetwork
 
-    if isinstance(network, TDNetwork):  # transmission + feeders: centralized model or ADMM
+    if unknown:
+        _reject_unknown(unknown)
+    given: dict[str, Any] = {k: v for k, v in dict(
+        period_hours=period_hours, voll=voll, solver_options=solver_options, dc_model=dc_model, start=start,
+        demo_profiles=demo_profiles, carbon_price=carbon_price, co2_cap=co2_cap).items() if v is not None}
+    if solver != DEFAULT_SOLVER:
+        given["solver"] = solver
+    if emission_factors is not None and not (isinstance(emission_factors, str) and emission_factors == "network"):
+        given["emission_factors"] = emission_factors
+    if not screening:
+        given["screening"] = False
+    td_given: dict[str, Any] = {k: v for k, v in dict(losses=losses, loss_max_iter=loss_max_iter, loss_tol_mw=loss_tol_mw,
+                                      vm_tol_pu=vm_tol_pu).items() if v is not None}
+    admm_given: dict[str, Any] = {k: v for k, v in dict(settings=settings, executor=executor, workers=workers,
+                                        scheduler=scheduler, warm_start=warm_start).items() if v is not None}
+    if resume:
+        admm_given["resume"] = True
+    is_td = isinstance(network, TDNetwork)
+    if not is_td and (td_given or admm_given or method != "central"):
+        names = sorted([*td_given, *admm_given, *(["method"] if method != "central" else [])])
+        raise InputError(f"{names} apply to a TDNetwork (transmission + feeders) only; {type(network).__name__} "
+                         "is solved by the DC-OPF. Remove them, or attach feeders with nodalopt.TDNetwork.")
+    if base_mva is not None and not (isinstance(network, str | os.PathLike) and Path(network).is_dir()):
+        raise InputError("base_mva applies to CSV network folders only (other inputs carry their own MVA "
+                         "base).")
+    if is_td:  # transmission + feeders: centralized model or ADMM
         if hours is None and profiles:
             lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
             hours = max(lengths) if lengths else None
-        method = kwargs.pop("method", "central")
         if method == "admm":
             from ..admm.coordinator import ADMM
 
-            resume, warm = kwargs.pop("resume", False), kwargs.pop("warm_start", None)
-            return ADMM(network, kwargs.pop("settings", None), hours=hours, **kwargs).solve(
-                profiles, resume=resume, warm_start=warm)
+            res, warm = admm_given.pop("resume", False), admm_given.pop("warm_start", None)
+            return ADMM(network, admm_given.pop("settings", None), hours=hours, **admm_given, **td_given,
+                        **given).solve(profiles, resume=res, warm_start=warm)
         if method != "central":
             raise InputError(f"method must be 'central' or 'admm', got {method!r}.")
+        if admm_given:
+            raise InputError(f"{sorted(admm_given)} apply to method='admm' only.")
         from ..distribution.model import TDOPF
 
-        return TDOPF(network, hours=hours, **kwargs).solve(profiles)
+        return TDOPF(network, hours=hours, **td_given, **given).solve(profiles)
+    if base_mva is not None:
+        given["base_mva"] = base_mva
     if isinstance(network, str | os.PathLike) and Path(network).is_dir():  # a PyPSA-layout CSV folder
         from ..io.csv_folder import solve_csv_folder
 
-        return solve_csv_folder(network, hours=hours, profiles=profiles, **kwargs)
+        return solve_csv_folder(network, hours=hours, profiles=profiles, **given)
     if hours is None and profiles:
         lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
         hours = max(lengths) if lengths else None
-    return DCOPF(network, hours=hours, **kwargs).solve(profiles)
+    return DCOPF(network, hours=hours, **given).solve(profiles)
+
+
+def _reject_unknown(unknown: Mapping[str, Any]) -> None:
+    import difflib
+    import inspect
+
+    valid = [p for p in inspect.signature(solve).parameters if p not in ("network", "unknown")]
+    parts = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, valid, n=1)
+        parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise InputError(f"nodalopt.solve got unknown keyword(s) {', '.join(parts)}; valid keywords: "
+                     f"{', '.join(valid)}.")
