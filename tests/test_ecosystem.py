@@ -42,3 +42,35 @@ def test_named_options_reach_the_model():
     ds = nodalopt.solve(three_bus(), hours=2, period_hours=0.5, voll=1000.0, start="2031-05-01")
     assert ds.sizes["time"] == 2 and ds.attrs["period_hours"] == 0.5
     assert str(ds.time.values[0])[:10] == "2031-05-01"
+
+
+# ------------------------------------------------------------------ CF netCDF
+def test_netcdf_follows_cf_conventions(tmp_path):
+    """Every unit parses with udunits (cf_units) and cf_xarray's pint registry, money has a currency,
+    every variable and coordinate has a long_name, and cf_xarray finds the time axis."""
+    cf_units = pytest.importorskip("cf_units")
+    cfx = pytest.importorskip("cf_xarray.units")
+    import xarray as xr
+
+    ds = nodalopt.solve("case9", hours=2, carbon_price=30.0, emission_factors="synthetic")
+    path = tmp_path / "r.nc"
+    nodalopt.to_netcdf(ds, str(path))
+    with xr.open_dataset(path) as f:
+        assert f.attrs["Conventions"].startswith("CF-1.")
+        assert f.cf.axes["T"] == ["time"] and f.cf.standard_names["time"] == ["time"]
+        seen = 0
+        for name in f.variables:
+            attrs = f[name].attrs
+            assert attrs.get("long_name"), f"{name} has no long_name"
+            unit = attrs.get("units")
+            if unit is None:
+                continue
+            seen += 1
+            cf_units.Unit(unit)  # raises on anything udunits cannot parse ('$/MWh', 'MWh', 'tCO2/MWh')
+            cfx.units.parse_units(unit)
+        assert seen >= 15
+        assert f.lmp.attrs["currency"] == "USD" and f.lmp.attrs["units_text"] == "USD/MWh"
+        # the physical part of a price is per energy: USD/MWh -> 1/(MW h) converts to 1/(kW h) by 1e-3
+        assert cf_units.Unit(f.lmp.attrs["units"]).convert(1.0, cf_units.Unit("1/(kW h)")) == pytest.approx(1e-3)
+        assert cf_units.Unit(f.lme.attrs["units"]) == cf_units.Unit("kg/(kW h)")
+    assert ds.lmp.attrs["units"] == "$/MWh"  # the in-memory Dataset is not modified

@@ -716,8 +716,9 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         given["emission_factors"] = emission_factors
     if not screening:
         given["screening"] = False
-    td_given: dict[str, Any] = {k: v for k, v in dict(losses=losses, loss_max_iter=loss_max_iter, loss_tol_mw=loss_tol_mw,
-                                      vm_tol_pu=vm_tol_pu).items() if v is not None}
+    td_given: dict[str, Any] = {k: v for k, v in dict(losses=losses, loss_max_iter=loss_max_iter,
+                                                      loss_tol_mw=loss_tol_mw, vm_tol_pu=vm_tol_pu).items()
+                                if v is not None}
     admm_given: dict[str, Any] = {k: v for k, v in dict(settings=settings, executor=executor, workers=workers,
                                         scheduler=scheduler, warm_start=warm_start).items() if v is not None}
     if resume:
