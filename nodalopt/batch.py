@@ -19,7 +19,6 @@ import argparse
 import math
 import os
 import re
-import sys
 import time
 import warnings
 from collections.abc import Iterable
@@ -30,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .log import get_logger, progress_bar
+
+log = get_logger(__name__)
 
 #: largest case file (or sum of a case folder's CSV files) solved, in bytes
 MAX_CASE_BYTES = 200 * 1024 * 1024
@@ -193,11 +195,8 @@ def solve_case_task(case: dict[str, Any], output: str, solve_kwargs: dict[str, A
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="cases", unit="case", file=sys.stderr)
+    # shown when stderr is a terminal and progress is not switched off (nodalopt.log, --quiet)
+    return progress_bar(total, "cases", "case", delay=0.0)
 
 
 def _outputs(cases: list[dict[str, Any]], out: Path) -> list[str]:
@@ -316,10 +315,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     print(f"{int(ok.sum())} of {int((~skipped).sum())} case(s) solved, {int(skipped.sum())} skipped; "
           f"summary in {Path(args.output) / 'summary.csv'}")
     for _, r in df[~ok].iterrows():
-        print(f"  {r['status']:8s} {r['case']}: {r['error']}", file=sys.stderr)
+        log.error("  %-8s %s: %s", r["status"], r["case"], r["error"])
     if not len(df):
-        print(f"error: no cases (CSV folders with buses.csv, .m or .json files) under {args.root}",
-              file=sys.stderr)
+        log.error("error: no cases (CSV folders with buses.csv, .m or .json files) under %s", args.root)
         return 2
     return 0 if bool((ok | skipped).all()) else 1
 

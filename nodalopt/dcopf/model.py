@@ -5,6 +5,7 @@ and how a solution becomes a labeled result.  The equations live in
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -20,6 +21,7 @@ import xarray as xr
 
 from .. import profiles as prof
 from ..errors import InfeasibleError, InputError, SolverError, UnboundedError
+from ..log import get_logger, progress_bar
 from ..network import compile_network
 from ..network.arrays import NetworkArrays
 from ..results import build_dataset
@@ -30,6 +32,7 @@ from .prices import check_decomposition, decompose
 from .solver import PRESOLVED_CLARABEL
 from .state import SolvedState
 
+log = get_logger(__name__)
 DEFAULT_SOLVER = "CLARABEL"
 #: Clarabel settings used by default (see README "Solver settings"): tighter
 #: than Clarabel's own defaults so that duals are accurate to 1e-6 $/MWh, and
@@ -163,6 +166,9 @@ class DCOPF:
         if solver not in cp.installed_solvers():
             raise InputError(f"solver {solver!r} is not installed; installed: {cp.installed_solvers()}.")
         self.net: NetworkArrays = compile_network(network, dc_model=dc_model)
+        log.info("compiled %s: %d buses, %d branches, %d injectors, %d storage units in %.2f s", self.net.name,
+                 self.net.bus_ids.size, self.net.n_branch, self.net.n_gen, self.net.n_storage,
+                 time.perf_counter() - t0)
         if voll is not None and (self.net.load_p < 0).any():
             raise InputError("load shedding (voll) needs non-negative loads; negative p_mw at "
                              f"{self.net.load_names[self.net.load_p < 0][:5].tolist()}.")
@@ -192,6 +198,12 @@ class DCOPF:
         self.T_model = self.T if (self.coupled or self.T == 1) else 1
         self._built = self._build(shed=voll is not None, elastic=False, T=self.T_model)
         self.build_s = time.perf_counter() - t0
+        if log.isEnabledFor(logging.INFO):
+            sm = self._built.problem.size_metrics
+            log.info("built the %s: %d variables, %d constraint rows (%.2f s)",
+                     f"joint {self.T}-period model" if self.T_model == self.T and self.T > 1
+                     else ("1-period model" if self.T == 1 else f"1-period model re-solved for {self.T} periods"),
+                     sm.num_scalar_variables, sm.num_scalar_eq_constr + sm.num_scalar_leq_constr, self.build_s)
         self._solves = 0
         self.retries = 0  # solves repeated with the plain Clarabel interface (see _solve_checked)
         self.solver_time = 0.0
@@ -396,6 +408,7 @@ class DCOPF:
             solve_total += solve_s
             solver_total += self.solver_time
             rnd += 1
+            log.info("screening pass %d%s: %.2f s", rnd, " (full problem)" if full else "", solve_s)
             if full:
                 break
             n_bad = 0
@@ -424,21 +437,35 @@ class DCOPF:
         b = self._built
         parts: list[_Raw] = []
         solve_s = solver_time = 0.0
-        for t0 in range(0, self.T, b.T):
-            self._set_parameters(b, series, t0)
-            if screen is not None:
-                self._apply_screen(b, screen)
-            # cvxpy's warm start updates the cached Clarabel solver in place, which skips Clarabel's
-            # presolve: screened passes need it to drop their left-out rows
-            try:
-                solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
-            except SolverError as exc:
-                if b.T == self.T:
-                    raise
-                raise SolverError(f"period {t0} of {self.T} ({series.time[t0]}): {exc}", status=exc.status) from exc
-            solver_time += self.solver_time
-            parts.append(self._collect(b))
+        n_pass = -(-self.T // b.T)
+        # a bar per period when periods are solved one by one; a joint solve is one solver call
+        bar = progress_bar(n_pass, "periods", "period", leave=False) if n_pass > 1 else None
+        if n_pass == 1:
+            log.info("solving %s with %s%s", f"the joint {b.T}-period problem" if b.T > 1 else "the problem",
+                     self.solver, " (screened)" if screen is not None else "")
+        try:
+            for t0 in range(0, self.T, b.T):
+                self._set_parameters(b, series, t0)
+                if screen is not None:
+                    self._apply_screen(b, screen)
+                # cvxpy's warm start updates the cached Clarabel solver in place, which skips Clarabel's
+                # presolve: screened passes need it to drop their left-out rows
+                try:
+                    solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
+                except SolverError as exc:
+                    if b.T == self.T:
+                        raise
+                    raise SolverError(f"period {t0} of {self.T} ({series.time[t0]}): {exc}",
+                                      status=exc.status) from exc
+                solver_time += self.solver_time
+                parts.append(self._collect(b))
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         self.solver_time = solver_time
+        log.info("solved %d pass(es) in %.2f s (solver %.2f s)", n_pass, solve_s, solver_time)
         return (parts[0] if len(parts) == 1 else _stack(parts)), solve_s
 
     def _solve_checked(self, b: _Built, series: prof.Series, diagnose: bool = True,
@@ -516,6 +543,9 @@ class DCOPF:
         except cp.error.DCPError as exc:  # pragma: no cover - formulation bug guard
             raise SolverError(f"internal formulation error: {exc}") from exc
         self.solver_time = float(b.problem.solver_stats.solve_time or 0.0)
+        log.debug("%s %s: %s after %s iterations, solver %.3f s, total %.3f s", self.solver,
+                  "(plain interface)" if plain else "", b.problem.status, b.problem.solver_stats.num_iters,
+                  self.solver_time, time.perf_counter() - t0)
         return str(b.problem.status), time.perf_counter() - t0
 
     # ------------------------------------------------------------ diagnostics
@@ -525,6 +555,7 @@ class DCOPF:
         With ``otherwise`` (the solver failed rather than proving infeasibility), return quietly
         when the elastic re-solve finds the problem feasible, so the caller raises ``otherwise``.
         """
+        log.info("%s: locating the infeasibility with an elastic re-solve", self.net.name)
         el = self._build(shed=True, elastic=True, T=self.T)
         self._set_parameters(el, series)
         if el.vars.spill is not None:  # spill only where a unit's minimum output must go
