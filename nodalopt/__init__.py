@@ -4,11 +4,12 @@ from .admm.coordinator import ADMM, ADMMSettings
 from .dcopf import DCOPF, solve
 from .distribution import TDOPF, TDNetwork
 from .errors import ConvergenceError, InfeasibleError, InputError, NodalOptError, SolverError, UnboundedError
+from .io.writeback import to_pypsa, write_back
 from .network import MatpowerCase, NetworkArrays, compile_network, load_case
 from .results import to_netcdf
 
 __all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "ADMM", "ADMMSettings",
            "load_case", "compile_network", "NetworkArrays", "MatpowerCase",
            "to_netcdf", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
-           "SolverError", "ConvergenceError"]
+           "SolverError", "ConvergenceError", "to_pypsa", "write_back"]
 __version__ = "0.1.0"

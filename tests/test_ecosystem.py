@@ -187,3 +187,144 @@ def test_admm_progress_total_tracks_the_run():
     # half-way through, the estimate is within 30 % of the iterations the run took (not max_iter = 3000)
     half = [t for t in totals[n // 2 - 1:n // 2 + 2] if t is not None]
     assert half and all(abs(t - n) <= 0.3 * n for t in half), (n, totals)
+
+
+# ------------------------------------------------------- PyPSA in, results back out
+def _pypsa():
+    import logging
+    import warnings
+
+    pypsa = pytest.importorskip("pypsa")
+    pytest.importorskip("highspy")
+    logging.getLogger("pypsa").setLevel(logging.ERROR)
+    logging.getLogger("linopy").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*absent slots")
+    return pypsa
+
+
+@pytest.mark.peers
+def test_pypsa_network_solves_directly_like_its_csv_folder(tmp_path):
+    """The CSV cross-check network (tests/test_csv_folder.py) solved from memory and from its exported
+    folder: the same compiled arrays, so identical prices and dispatch."""
+    import numpy as np
+    from test_csv_folder import _pypsa_network
+
+    from nodalopt.io import solve_csv_folder
+
+    pypsa = _pypsa()
+    n = _pypsa_network(pypsa)
+    n.export_to_csv_folder(str(tmp_path / "net"))
+    direct = nodalopt.solve(n)
+    folder = solve_csv_folder(tmp_path / "net")
+    for var in ("lmp", "p_gen", "flow", "soc_mwh"):
+        np.testing.assert_array_equal(direct[var].values, folder[var].values)
+    assert direct.attrs["objective"] == folder.attrs["objective"]
+    assert list(direct.bus_name.values) == list(n.buses.index)
+    six = nodalopt.solve(n, hours=6)
+    np.testing.assert_array_equal(six.snapshot.values, folder.snapshot.values[:6])
+
+
+@pytest.mark.peers
+def test_pypsa_network_errors_name_the_table_row_and_column():
+    from test_csv_folder import _pypsa_network
+
+    pypsa = _pypsa()
+    n = _pypsa_network(pypsa)
+    n.generators.loc["gas", "p_min_pu"] = 1.5  # above p_max_pu; 'gas' is row 2 -> line 3
+    with pytest.raises(InputError, match=r"<pypsa.Network>/generators.csv, line 3, column 'p_min_pu'"):
+        nodalopt.solve(n)
+    n = _pypsa_network(pypsa)
+    n.add("Link", "hvdc", bus0="north", bus1="city", p_nom=50)
+    with pytest.raises(InputError, match=r"links.csv.*links are not modelled"):
+        nodalopt.solve(n)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("reverse", [False, True])
+def test_to_pypsa_fills_what_optimize_fills(reverse):
+    """nodalopt's result written into the network against PyPSA's own optimize() (HiGHS) on the same
+    network; ``reverse`` turns the binding line around so that its lower limit binds (mu_lower)."""
+    import numpy as np
+    from test_csv_folder import _pypsa_network
+
+    pypsa = _pypsa()
+
+    def net():
+        n = _pypsa_network(pypsa)
+        if reverse:
+            n.lines.loc["n-s", ["bus0", "bus1"]] = ["south", "north"]
+        return n
+
+    ref = net()
+    ref.optimize(solver_name="highs", include_objective_constant=False, assign_all_duals=True)
+    n = net()
+    assert nodalopt.to_pypsa(nodalopt.solve(n), n) is n
+    tol = {"marginal_price": 1e-3, "mu_upper": 2e-3, "mu_lower": 2e-3}
+    checked = 0
+    for comp, attrs in (("buses", ["marginal_price"]), ("generators", ["p"]),
+                        ("lines", ["p0", "p1", "mu_upper", "mu_lower"]),
+                        ("transformers", ["p0", "p1", "mu_upper", "mu_lower"]),
+                        ("storage_units", ["p", "p_dispatch", "p_store", "state_of_charge"])):
+        for a in attrs:
+            theirs = getattr(ref, f"{comp}_t")[a]
+            ours = getattr(n, f"{comp}_t")[a]
+            assert list(ours.index) == list(theirs.index) and set(theirs.columns) <= set(ours.columns)
+            err = np.abs(ours[theirs.columns].to_numpy() - theirs.to_numpy()).max()
+            assert err < tol.get(a, 1e-2), (comp, a, err)
+            checked += 1
+    assert checked == 14
+    mu = n.lines_t.mu_lower if reverse else -n.lines_t.mu_upper
+    assert float(mu.to_numpy().max()) > 10.0  # the line limit binds, on the side that was turned
+
+
+@pytest.mark.peers
+def test_to_pypsa_refuses_a_result_of_another_network():
+    from test_csv_folder import _pypsa_network
+
+    pypsa = _pypsa()
+    ds = nodalopt.solve(_pypsa_network(pypsa))
+    other = _pypsa_network(pypsa)
+    other.remove("Bus", "east")
+    with pytest.raises(InputError, match=r"buses \['east'\]"):
+        nodalopt.to_pypsa(ds, other)
+    with pytest.raises(InputError, match="bus_name"):
+        nodalopt.to_pypsa(nodalopt.solve("case9"), other)
+
+
+@pytest.mark.parametrize("case", ["case9", "case30", "case118"])
+def test_write_back_gives_rundcopp_result_tables(case):
+    """Every column pandapower's rundcopp writes to res_bus, res_gen, res_ext_grid, res_sgen, res_line and
+    res_trafo, from nodalopt's result (prices unique on these cases): same NaN pattern, values within 1e-3
+    (measured: 2.8e-8, 5.2e-8, 1.9e-6)."""
+    import copy
+
+    import numpy as np
+    import pandapower as pp
+    import pandapower.networks as pn
+
+    net = getattr(pn, case)()
+    ref = copy.deepcopy(net)
+    pp.rundcopp(ref)
+    ds = nodalopt.solve(net)
+    assert bool(ds.lmp_unique.all())
+    assert nodalopt.write_back(ds, net) is net
+    checked = 0
+    for table in ("res_bus", "res_gen", "res_ext_grid", "res_sgen", "res_line", "res_trafo"):
+        assert list(net[table].index) == list(ref[table].index), table
+        for col in ref[table].columns:
+            ours, theirs = net[table][col].to_numpy(float), ref[table][col].to_numpy(float)
+            np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs), err_msg=f"{table}.{col}")
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3, err_msg=f"{table}.{col}")
+            checked += 1
+    assert checked >= 30
+
+
+def test_write_back_needs_a_period_for_multi_period_results():
+    import pandapower.networks as pn
+
+    net = pn.case9()
+    ds = nodalopt.solve(net, hours=3)
+    with pytest.raises(InputError, match=r"3 periods.*period=0..2"):
+        nodalopt.write_back(ds, net)
+    nodalopt.write_back(ds, net, period=2)
+    assert float(net.res_bus.lam_p.iloc[0]) == pytest.approx(float(ds.lmp.isel(time=2).values[0]))

@@ -661,10 +661,11 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
 
     Parameters
     ----------
-    network : pandapowerNet, MatpowerCase, NetworkArrays, TDNetwork, str or path
+    network : pandapowerNet, MatpowerCase, NetworkArrays, TDNetwork, pypsa.Network, str or path
         The network, or a case name / file for :func:`nodalopt.load_case`, or a CSV network
         folder in the PyPSA layout (solved over its snapshots, see
-        :func:`nodalopt.io.solve_csv_folder`).  A :class:`nodalopt.TDNetwork` (transmission +
+        :func:`nodalopt.io.solve_csv_folder`), or a ``pypsa.Network`` (the same semantics as its
+        exported CSV folder, see :mod:`nodalopt.network.pypsa_net`).  A :class:`nodalopt.TDNetwork` (transmission +
         radial feeders) is solved as one centralized model with DLMPs
         (:class:`nodalopt.distribution.TDOPF`), or with ``method="admm"`` by ADMM between
         transmission and feeders (:class:`nodalopt.admm.coordinator.ADMM`).
@@ -702,7 +703,7 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     screening : bool
         Constraint screening of re-solves of a coupled horizon (see :meth:`DCOPF.solve`).
     base_mva : float, optional
-        CSV folders only: MVA base of the per-unit susceptances (default 100; results do not
+        CSV folders and ``pypsa.Network`` only: MVA base of the per-unit susceptances (default 100; results do not
         depend on it).
     method : {"central", "admm"}
         TDNetwork only: one centralized model, or ADMM between transmission and feeders.
@@ -759,9 +760,12 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         names = sorted([*td_given, *admm_given, *(["method"] if method != "central" else [])])
         raise InputError(f"{names} apply to a TDNetwork (transmission + feeders) only; {type(network).__name__} "
                          "is solved by the DC-OPF. Remove them, or attach feeders with nodalopt.TDNetwork.")
-    if base_mva is not None and not (isinstance(network, str | os.PathLike) and Path(network).is_dir()):
-        raise InputError("base_mva applies to CSV network folders only (other inputs carry their own MVA "
-                         "base).")
+    from ..network.pypsa_net import is_pypsa_network
+
+    if base_mva is not None and not (isinstance(network, str | os.PathLike) and Path(network).is_dir()
+                                     or is_pypsa_network(network)):
+        raise InputError("base_mva applies to CSV network folders and pypsa.Network only (other inputs carry "
+                         "their own MVA base).")
     if is_td:  # transmission + feeders: centralized model or ADMM
         if hours is None and profiles:
             lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
@@ -785,6 +789,10 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         from ..io.csv_folder import solve_csv_folder
 
         return solve_csv_folder(network, hours=hours, profiles=profiles, **given)
+    if is_pypsa_network(network):  # the CSV folder reader's semantics, from the network's tables
+        from ..network.pypsa_net import solve_pypsa
+
+        return solve_pypsa(network, hours=hours, profiles=profiles, **given)
     if hours is None and profiles:
         lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
         hours = max(lengths) if lengths else None
