@@ -41,6 +41,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .log import get_logger, progress_bar
+
+log = get_logger(__name__)
 
 #: largest case file (or sum of a case folder's CSV files) solved, in bytes
 MAX_CASE_BYTES = 200 * 1024 * 1024
@@ -409,11 +412,8 @@ def _child_main(spec_path: str) -> int:
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="cases", unit="case", file=sys.stderr)
+    # shown when stderr is a terminal and progress is not switched off (nodalopt.log, --quiet)
+    return progress_bar(total, "cases", "case", delay=0.0)
 
 
 def _outputs(cases: list[dict[str, Any]], out: Path) -> list[str]:
@@ -620,6 +620,9 @@ def run_batch(root: str | os.PathLike[str], outdir: str | os.PathLike[str], work
             else:
                 import logging
 
+                from .admm.dask_exec import check_main_guard
+
+                check_main_guard()  # a script without the __main__ guard would be re-run by every worker
                 with LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None,
                                   silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
@@ -656,10 +659,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
           + (f" ({resumed} kept from the previous run)" if resumed else "")
           + f", {int(skipped.sum())} skipped; summary in {Path(args.output) / 'summary.csv'}")
     for _, r in df[~ok].iterrows():
-        print(f"  {r['status']:8s} {r['case']}: {r['error']}", file=sys.stderr)
+        log.error("  %-8s %s: %s", r["status"], r["case"], r["error"])
     if not len(df):
-        print(f"error: no cases (CSV folders with buses.csv, .m or .json files) under {args.root}",
-              file=sys.stderr)
+        log.error("error: no cases (CSV folders with buses.csv, .m or .json files) under %s", args.root)
         return 2
     return 0 if bool((ok | skipped).all()) else 1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -22,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
+from . import __version__, errors
+from .log import logger, progress_enabled, set_progress
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_SOLVER = 0, 1, 2, 3, 4
 #: largest ``--hours``: ten leap years of hourly periods (memory grows linearly with it)
@@ -197,7 +199,7 @@ def _solve_td(net: Any, args: argparse.Namespace) -> Any:
     if args.method == "admm":
         from .admm.coordinator import ADMM, ADMMSettings
 
-        st = ADMMSettings(progress=True)
+        st = ADMMSettings(progress=progress_enabled())
         return ADMM(td, st, executor="dask" if args.workers else "inprocess", workers=args.workers,
                     scheduler=args.scheduler, **kw).solve()
     from .distribution import TDOPF
@@ -205,20 +207,50 @@ def _solve_td(net: Any, args: argparse.Namespace) -> Any:
     return TDOPF(td, **kw).solve()
 
 
+def _checkout() -> Any:
+    """The nodalopt checkout whose ``benchmarks/`` folder ``nodalopt bench`` runs, or None.
+
+    An installed ``nodalopt`` script does not have the working directory on ``sys.path`` (only
+    ``python -m`` does), so ``import benchmarks`` failed even inside a checkout.  Looked for: the
+    working directory and its parents, then the folder above the imported package (an editable
+    install); a checkout is a folder with ``benchmarks/__main__.py`` and a ``pyproject.toml`` that
+    names the project nodalopt.
+    """
+    from pathlib import Path
+
+    here = Path.cwd().resolve()
+    for root in (here, *here.parents, Path(__file__).resolve().parents[1]):
+        pyproject = root / "pyproject.toml"
+        if (root / "benchmarks" / "__main__.py").is_file() and pyproject.is_file():
+            try:
+                named = 'name = "nodalopt"' in pyproject.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                named = False
+            if named:
+                return root
+    return None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from benchmarks.__main__ import main as bench_main
-    except ImportError:
-        print("the benchmark runner lives in the repository's benchmarks/ folder: run "
-              "`python -m benchmarks` from a checkout.", file=sys.stderr)
+    root = _checkout()
+    if root is None:
+        logger.error("the benchmark runner lives in the benchmarks/ folder of a nodalopt checkout; run "
+                     "`nodalopt bench` inside one (git clone, then pip install -e .).")
         return EXIT_INPUT
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.__main__ import main as bench_main
+
     return int(bench_main(args.rest) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nodalopt", description="Nodal electricity prices from power networks.")
+    p.add_argument("--version", action="version", version=f"nodalopt {__version__}")
+    _verbosity(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("solve", help="solve one case and print a summary")
+    _verbosity(s, argparse.SUPPRESS)
     s.add_argument("case", help="built-in case (case118), PGLib name, .m file, pandapower .json or a CSV folder")
     s.add_argument("--hours", type=int, default=None, help="number of periods (demo profiles if > 1)")
     s.add_argument("--period-hours", type=float, default=1.0, help="length of a period in hours")
@@ -248,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_cli(sub)
+        _verbosity(sub.choices["batch"], argparse.SUPPRESS)
     from .distribution.single import register_cli as register_feeder_cli  # nodalopt feeder
     register_feeder_cli(sub)
+    _verbosity(sub.choices["feeder"], argparse.SUPPRESS)
     return p
 
 
@@ -262,15 +296,45 @@ def _fail(code: int, msg: str) -> int:
     return code
 
 
+def _verbosity(p: argparse.ArgumentParser, default: Any) -> None:
+    """``-v/--verbose`` and ``-q/--quiet`` (accepted before and after the subcommand)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", default=default,
+                   help="log progress messages (-v: steps and timings, -vv: every solver call)")
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="only errors: no warnings, no progress bars")
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    logger.warning("warning: %s", message)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> logging.Handler:
+    """Log records of the ``nodalopt`` logger to stderr at the level the flags ask for."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose >= 2
+                                           else "%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    set_progress(False if quiet else None)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring), never raises."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # everything after 'bench' belongs to the benchmark runner
         return _cmd_bench(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
+    level = logger.level
+    handler = _configure_logging(int(getattr(args, "verbose", 0) or 0), bool(getattr(args, "quiet", False)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            # warnings become log records of the nodalopt logger: shown by default, dropped by --quiet
+            warnings.showwarning = _log_warning
             return int(args.func(args))
     except errors.InputError as exc:
         return _fail(EXIT_INPUT, str(exc))
@@ -294,6 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(EXIT_CASE_FAILED, f"unexpected {type(exc).__name__}: {exc} (a bug in nodalopt: please "
                                        "report it; NODALOPT_TRACEBACK=1 shows the traceback).")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        set_progress(None)
 
 
 if __name__ == "__main__":  # pragma: no cover

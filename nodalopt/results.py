@@ -92,12 +92,86 @@ def build_dataset(net: NetworkArrays, time: pd.DatetimeIndex, dt: float, *, pric
     return ds
 
 
+#: CF conventions version the netCDF output follows
+CF_CONVENTIONS = "CF-1.10"
+#: currency of every money amount (the input's costs are read as USD)
+CURRENCY = "USD"
+#: in-memory unit -> (udunits-parsable unit of the netCDF file, money amount?).  Currencies are not
+#: udunits units: a price in USD/MWh is written as ``1/(MW h)`` with ``currency = "USD"``, and the
+#: original unit is kept in ``units_text``.
+CF_UNITS: dict[str, tuple[str, bool]] = {
+    "$/MWh": ("1/(MW h)", True),
+    "$/MWh per MW": ("1/(MW^2 h)", True),
+    "$/MVArh": ("1/(MV A h)", True),
+    "$/tCO2": ("1/t", True),
+    "$/MW^2": ("1/MW^2", True),
+    "$": ("1", True),
+    "tCO2/MWh": ("t/(MW h)", False),
+    "tCO2/h": ("t/h", False),
+    "MWh": ("MW h", False),
+    "MVAr": ("MV A", False),
+    "pu": ("1", False),
+}
+#: long names of coordinates (variables carry theirs from :data:`UNITS` and the builders)
+COORD_LONG_NAMES = {
+    "time": "start of the period",
+    "bus": "bus id (pandapower index, MATPOWER bus number, or CSV bus name / position)",
+    "bus_name": "bus name in the input",
+    "gen": "injector name (table:index or component:name)",
+    "gen_carrier": "carrier (fuel) of the injector",
+    "branch": "branch name (table:index or component:name)",
+    "storage": "storage unit name",
+    "snapshot": "snapshot label in the input",
+    "dnode": "feeder node",
+    "feeder": "feeder of the node",
+    "substation": "feeder instance (one per attachment to a transmission bus)",
+    "der": "feeder resource name",
+    "der_kind": "kind of feeder resource",
+    "iteration": "ADMM iteration",
+}
+
+
+def _cf_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Attributes of one variable as written to netCDF: CF units, currency, long_name."""
+    out = dict(attrs)
+    unit = out.get("units")
+    if isinstance(unit, str) and unit in CF_UNITS:
+        cf, money = CF_UNITS[unit]
+        out["units"] = cf
+        out["units_text"] = unit.replace("$", CURRENCY) if money else unit
+        if money:
+            out["currency"] = CURRENCY
+        if unit.startswith("tCO2"):
+            out["mass_of"] = "CO2"
+    if not out.get("long_name"):
+        out["long_name"] = COORD_LONG_NAMES.get(name, name.replace("_", " "))
+    return out
+
+
 def to_netcdf(ds: xr.Dataset, path: str) -> None:
-    """Write a result Dataset to netCDF (round-trips with :func:`xarray.open_dataset`)."""
+    """Write a result Dataset to netCDF following the CF conventions.
+
+    The file carries ``Conventions = "CF-1.10"``, units that udunits (and pint) parse -- money
+    amounts as their physical part with a ``currency`` attribute (``$/MWh`` is written as
+    ``units = "1/(MW h)"``, ``currency = "USD"``, ``units_text = "USD/MWh"``; see
+    :data:`CF_UNITS`) -- a ``long_name`` on every variable and coordinate, and the standard name
+    ``time`` on the time axis (no other quantity here has a CF standard name).  It round-trips
+    with :func:`xarray.open_dataset` (units then read as in the file).
+    """
+    from . import __version__
+
     out = ds.copy()
     for k, v in list(out.attrs.items()):
         if isinstance(v, bool):
             out.attrs[k] = int(v)
         elif v is None:
             out.attrs[k] = ""
+    for name in list(out.variables):
+        out[name].attrs = _cf_attrs(str(name), dict(out[name].attrs))
+    if "time" in out.coords:
+        out["time"].attrs.update(standard_name="time", axis="T")
+    out.attrs["Conventions"] = CF_CONVENTIONS
+    out.attrs.setdefault("title", f"nodalopt result: {ds.attrs.get('network', '')}".rstrip(": "))
+    out.attrs["nodalopt_version"] = __version__
+    out.attrs["currency"] = CURRENCY
     out.to_netcdf(path)

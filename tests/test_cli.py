@@ -14,7 +14,7 @@ def test_solve_prints_summary_and_writes_netcdf(tmp_path, capsys):
     for word in ("status       optimal", "objective", "LMP          min", "binding", "build"):
         assert word in text
     ds = xr.open_dataset(out)
-    assert ds.sizes["time"] == 3 and ds.lmp.attrs["units"] == "$/MWh"
+    assert ds.sizes["time"] == 3 and ds.lmp.attrs["units_text"] == "USD/MWh"  # CF units in the file (issue 19)
 
 
 def test_bad_case_is_an_input_error(capsys):

@@ -58,7 +58,7 @@ def test_netcdf_round_trip(day, tmp_path):
     nodalopt.to_netcdf(ds, str(path))
     back = xr.open_dataset(path).load()
     xr.testing.assert_allclose(back[["lmp", "p_gen", "flow", "soc_mwh"]], ds[["lmp", "p_gen", "flow", "soc_mwh"]])
-    assert back.lmp.attrs["units"] == "$/MWh"
+    assert back.lmp.attrs["units"] == "1/(MW h)" and back.lmp.attrs["currency"] == "USD"  # CF units (issue 19)
     assert back.attrs["status"] == "optimal"
     assert back.lmp_unique.dtype == bool
 

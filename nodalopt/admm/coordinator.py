@@ -19,10 +19,11 @@ SQP curvature term), the feeder QPs are rebuilt and ADMM continues from where it
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,11 @@ from ..distribution.model import TDOPF
 from ..distribution.prices import FeederDuals
 from ..distribution.td import TDNetwork
 from ..errors import ConvergenceError, InfeasibleError, InputError, NodalOptError
+from ..log import get_logger, progress_bar
 from . import feeder_qp as FQ
 from .qp import QPBatch, QPResult, QPSettings
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -351,7 +355,7 @@ class ADMM(TDOPF):
         it = start_it
         res: list[QPResult] = []
         raw_t: _Raw | None = None
-        bar = _progress(s.progress, s.max_iter, start_it)
+        bar = self.progress = _Progress(s.progress, s.max_iter, start_it)
         converged = False
         watch = _GapWatch(s.infeasible_window, s.infeasible_price)
         for it in range(start_it + 1, s.max_iter + 1):
@@ -381,9 +385,10 @@ class ADMM(TDOPF):
             for k, val in (("primal_residual", r_norm), ("dual_residual", s_norm), ("rho", self.rho),
                            ("max_price_change", dprice), ("seconds", time.perf_counter() - ti)):
                 hist[k].append(val)
-            bar(r_norm, s_norm, self.rho, dprice)
+            # how far from the stopping test: > 1 until every residual is within its tolerance
+            bar(r_norm, s_norm, self.rho, dprice, max(r_norm / eps_pri, s_norm / eps_dual, dprice / s.price_tol))
             if watch.update(du, price):
-                bar(None, None, None, None)
+                bar.close()
                 raise self._infeasible(du / s.alpha, it, price)
             tight = r_norm <= eps_pri and s_norm <= eps_dual and dprice <= s.price_tol
             lf = s.loss_check_factor
@@ -430,7 +435,9 @@ class ADMM(TDOPF):
                                  fingerprint=fingerprint)
             if s.callback is not None:
                 s.callback(it, self)
-        bar(None, None, None, None)
+        bar.close()
+        log.info("ADMM %s after %d iterations (%.1f s)", "converged" if converged else "stopped", it,
+                 time.perf_counter() - t0)
         if not converged and not s.return_unconverged:
             raise ConvergenceError(
                 f"ADMM stopped at its iteration limit ({s.max_iter}) with primal residual "
@@ -635,21 +642,67 @@ def _executor(name: str, workers: int | None, scheduler: str | None) -> Any:
     return DaskExecutor(workers=workers, scheduler=scheduler)
 
 
-def _progress(on: bool, total: int, start: int) -> Callable[..., None]:
-    if not on:
-        return lambda *a: None
-    from tqdm import tqdm
+#: iterations of residual history the convergence estimate fits (and the fewest it needs)
+ETA_WINDOW, ETA_MIN = 20, 5
+#: a rise of the distance to the stopping test by more than this (decades) restarts the estimate
+ETA_JUMP = 0.5
 
-    bar = tqdm(total=total, initial=start, desc="ADMM", unit="it")
 
-    def upd(r: float | None, s: float | None, rho: float | None, dp: float | None) -> None:
-        if r is None:
-            bar.close()
-            return
-        bar.set_postfix_str(f"r={r:.1e} s={s:.1e} rho={rho:.2g} dprice={dp:.1e}")
-        bar.update(1)
+def expected_iterations(it: int, log_ratio: Sequence[float], max_iter: int) -> int | None:
+    """The iteration at which ADMM is expected to converge, from the decay of its residuals.
 
-    return upd
+    ``log_ratio`` holds, for the iterations up to ``it``, ``log10`` of how far the run is from its
+    stopping test: ``max(r / eps_pri, s / eps_dual, dprice / price_tol)`` (converged at <= 0).  ADMM
+    converges linearly on these problems, so a least-squares line through the last
+    :data:`ETA_WINDOW` values (after the last rise by more than :data:`ETA_JUMP` decades: a loss
+    update or a penalty change) is extrapolated to 0.  ``None`` (unknown) with fewer than
+    :data:`ETA_MIN` values or residuals that are not decreasing; capped at ``max_iter``.
+    """
+    y = np.asarray(log_ratio[-ETA_WINDOW:], dtype=float)
+    if y.size and y[-1] <= 0.0:
+        return it
+    # a loss update or a penalty change restarts the decay: fit only what followed the last jump up
+    jumps = np.flatnonzero(np.diff(y) > ETA_JUMP)
+    if jumps.size:
+        y = y[jumps[-1] + 1:]
+    if y.size < ETA_MIN or not np.isfinite(y).all():
+        return None
+    x = np.arange(y.size, dtype=float)
+    slope = float(np.polyfit(x, y, 1)[0])
+    if slope >= 0.0:
+        return None
+    return int(min(max_iter, it + max(1, math.ceil(y[-1] / -slope))))
+
+
+class _Progress:
+    """ADMM progress: a bar whose total is the expected iteration count (re-estimated every
+    iteration from the residual decay, see :func:`expected_iterations`), not ``max_iter``."""
+
+    def __init__(self, on: bool, max_iter: int, start: int) -> None:
+        self.max_iter, self.it = max_iter, start
+        self.log_ratio: list[float] = []
+        self.bar = progress_bar(None, "ADMM", "it", initial=start, enabled=on, delay=0.0)
+        self.totals: list[int | None] = []  # estimate after each iteration (kept for tests)
+
+    def __call__(self, r: float, s: float, rho: float, dp: float, ratio: float) -> None:
+        self.it += 1
+        self.log_ratio.append(math.log10(ratio) if ratio > 0 else -math.inf)
+        est = expected_iterations(self.it, self.log_ratio, self.max_iter)
+        self.totals.append(est)
+        if est is not None:
+            self.bar.total = est
+        elif self.bar.total is not None and self.bar.total <= self.it:
+            self.bar.total = None  # the old estimate is used up: count without an ETA until the next one
+        self.bar.set_postfix_str(f"r={r:.1e} s={s:.1e} rho={rho:.2g} dprice={dp:.1e}")
+        self.bar.update(1)
+        if self.it % 100 == 0:
+            log.info("ADMM iteration %d: primal residual %.2e MW, dual %.2e, max price change %.2e $/MWh, "
+                     "expected to converge at iteration %s", self.it, r, s, dp, est if est is not None else "?")
+
+    def close(self) -> None:
+        self.bar.total = self.bar.n
+        self.bar.refresh()
+        self.bar.close()
 
 
 def _save_checkpoint(path: str, *, p: np.ndarray, u: np.ndarray, rho: float, iteration: int, lt: LD.LossTerms,

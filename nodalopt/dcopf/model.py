@@ -5,6 +5,7 @@ and how a solution becomes a labeled result.  The equations live in
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -20,6 +21,7 @@ import xarray as xr
 
 from .. import profiles as prof
 from ..errors import InfeasibleError, InputError, SolverError, UnboundedError
+from ..log import get_logger, progress_bar
 from ..network import compile_network
 from ..network.arrays import NetworkArrays
 from ..results import build_dataset
@@ -31,6 +33,7 @@ from .prices import check_decomposition, decompose
 from .solver import PRESOLVED_CLARABEL
 from .state import SolvedState
 
+log = get_logger(__name__)
 DEFAULT_SOLVER = "CLARABEL"
 #: Clarabel settings used by default (see README "Solver settings"): tighter
 #: than Clarabel's own defaults so that duals are accurate to 1e-6 $/MWh, and
@@ -164,6 +167,9 @@ class DCOPF:
         if solver not in cp.installed_solvers():
             raise InputError(f"solver {solver!r} is not installed; installed: {cp.installed_solvers()}.")
         self.net: NetworkArrays = compile_network(network, dc_model=dc_model)
+        log.info("compiled %s: %d buses, %d branches, %d injectors, %d storage units in %.2f s", self.net.name,
+                 self.net.bus_ids.size, self.net.n_branch, self.net.n_gen, self.net.n_storage,
+                 time.perf_counter() - t0)
         if voll is not None and (self.net.load_p < 0).any():
             raise InputError("load shedding (voll) needs non-negative loads; negative p_mw at "
                              f"{self.net.load_names[self.net.load_p < 0][:5].tolist()}.")
@@ -193,6 +199,12 @@ class DCOPF:
         self.T_model = self.T if (self.coupled or self.T == 1) else 1
         self._built = self._build(shed=voll is not None, elastic=False, T=self.T_model)
         self.build_s = time.perf_counter() - t0
+        if log.isEnabledFor(logging.INFO):
+            sm = self._built.problem.size_metrics
+            log.info("built the %s: %d variables, %d constraint rows (%.2f s)",
+                     f"joint {self.T}-period model" if self.T_model == self.T and self.T > 1
+                     else ("1-period model" if self.T == 1 else f"1-period model re-solved for {self.T} periods"),
+                     sm.num_scalar_variables, sm.num_scalar_eq_constr + sm.num_scalar_leq_constr, self.build_s)
         self._solves = 0
         self.retries = 0  # solves repeated with the plain Clarabel interface (see _solve_checked)
         self.solver_time = 0.0
@@ -397,6 +409,7 @@ class DCOPF:
             solve_total += solve_s
             solver_total += self.solver_time
             rnd += 1
+            log.info("screening pass %d%s: %.2f s", rnd, " (full problem)" if full else "", solve_s)
             if full:
                 break
             n_bad = 0
@@ -425,21 +438,35 @@ class DCOPF:
         b = self._built
         parts: list[_Raw] = []
         solve_s = solver_time = 0.0
-        for t0 in range(0, self.T, b.T):
-            self._set_parameters(b, series, t0)
-            if screen is not None:
-                self._apply_screen(b, screen)
-            # cvxpy's warm start updates the cached Clarabel solver in place, which skips Clarabel's
-            # presolve: screened passes need it to drop their left-out rows
-            try:
-                solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
-            except SolverError as exc:
-                if b.T == self.T:
-                    raise
-                raise SolverError(f"period {t0} of {self.T} ({series.time[t0]}): {exc}", status=exc.status) from exc
-            solver_time += self.solver_time
-            parts.append(self._collect(b))
+        n_pass = -(-self.T // b.T)
+        # a bar per period when periods are solved one by one; a joint solve is one solver call
+        bar = progress_bar(n_pass, "periods", "period", leave=False) if n_pass > 1 else None
+        if n_pass == 1:
+            log.info("solving %s with %s%s", f"the joint {b.T}-period problem" if b.T > 1 else "the problem",
+                     self.solver, " (screened)" if screen is not None else "")
+        try:
+            for t0 in range(0, self.T, b.T):
+                self._set_parameters(b, series, t0)
+                if screen is not None:
+                    self._apply_screen(b, screen)
+                # cvxpy's warm start updates the cached Clarabel solver in place, which skips Clarabel's
+                # presolve: screened passes need it to drop their left-out rows
+                try:
+                    solve_s += self._solve_checked(b, series, diagnose=b.T == self.T, warm_start=screen is None)
+                except SolverError as exc:
+                    if b.T == self.T:
+                        raise
+                    raise SolverError(f"period {t0} of {self.T} ({series.time[t0]}): {exc}",
+                                      status=exc.status) from exc
+                solver_time += self.solver_time
+                parts.append(self._collect(b))
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         self.solver_time = solver_time
+        log.info("solved %d pass(es) in %.2f s (solver %.2f s)", n_pass, solve_s, solver_time)
         return (parts[0] if len(parts) == 1 else _stack(parts)), solve_s
 
     def _solve_checked(self, b: _Built, series: prof.Series, diagnose: bool = True,
@@ -519,6 +546,9 @@ class DCOPF:
         except cp.error.DCPError as exc:  # pragma: no cover - formulation bug guard
             raise SolverError(f"internal formulation error: {exc}") from exc
         self.solver_time = float(b.problem.solver_stats.solve_time or 0.0)
+        log.debug("%s %s: %s after %s iterations, solver %.3f s, total %.3f s", self.solver,
+                  "(plain interface)" if plain else "", b.problem.status, b.problem.solver_stats.num_iters,
+                  self.solver_time, time.perf_counter() - t0)
         return str(b.problem.status), time.perf_counter() - t0
 
     # ------------------------------------------------------------ diagnostics
@@ -528,6 +558,7 @@ class DCOPF:
         With ``otherwise`` (the solver failed rather than proving infeasibility), return quietly
         when the elastic re-solve finds the problem feasible, so the caller raises ``otherwise``.
         """
+        log.info("%s: locating the infeasibility with an elastic re-solve", self.net.name)
         el = self._build(shed=True, elastic=True, T=self.T)
         self._set_parameters(el, series)
         if el.vars.spill is not None:  # spill only where a unit's minimum output must go
@@ -619,29 +650,85 @@ class DCOPF:
         return ds
 
 
+#: keywords of :func:`solve` that only a :class:`~nodalopt.TDNetwork` takes (centralized or ADMM)
+_TD_OPTIONS = ("method", "losses", "loss_max_iter", "loss_tol_mw", "vm_tol_pu")
+_ADMM_OPTIONS = ("settings", "executor", "workers", "scheduler", "resume", "warm_start")
+
+
 def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
-          **kwargs: Any) -> xr.Dataset:
+          period_hours: float | None = None, voll: float | None = None, solver: str = DEFAULT_SOLVER,
+          solver_options: Mapping[str, Any] | None = None, dc_model: str | None = None,
+          start: Any = None, demo_profiles: bool | None = None, carbon_price: Any = None,
+          co2_cap: float | None = None, emission_factors: Any = "network", screening: bool = True,
+          base_mva: float | None = None, method: str = "central", losses: bool | None = None,
+          loss_max_iter: int | None = None, loss_tol_mw: float | None = None, vm_tol_pu: float | None = None,
+          settings: Any = None, executor: str | None = None, workers: int | None = None,
+          scheduler: str | None = None, resume: bool = False, warm_start: xr.Dataset | None = None,
+          **unknown: Any) -> xr.Dataset:
     """Solve a multi-period DC-OPF and return prices and dispatch as an ``xarray.Dataset``.
 
     Parameters
     ----------
-    network : pandapowerNet, MatpowerCase, NetworkArrays, TDNetwork, str or path
-        The network, or a case name / file for :func:`nodalopt.load_case`.  A
-        :class:`nodalopt.TDNetwork` (transmission + radial feeders) is solved as one
-        centralized model with DLMPs (keywords ``losses``, ``loss_max_iter`` of
-        :class:`nodalopt.distribution.TDOPF`), or with ``method="admm"`` by ADMM between
-        transmission and feeders (keywords ``settings`` (:class:`nodalopt.ADMMSettings`),
-        ``executor``, ``workers``, ``scheduler``, ``resume``, ``warm_start`` of
-        :class:`nodalopt.admm.coordinator.ADMM`).
+    network : pandapowerNet, MatpowerCase, NetworkArrays, TDNetwork, pypsa.Network, str or path
+        The network, or a case name / file for :func:`nodalopt.load_case`, or a CSV network
+        folder in the PyPSA layout (solved over its snapshots, see
+        :func:`nodalopt.io.solve_csv_folder`), or a ``pypsa.Network`` (the same semantics as its
+        exported CSV folder, see :mod:`nodalopt.network.pypsa_net`).  A :class:`nodalopt.TDNetwork` (transmission +
+        radial feeders) is solved as one centralized model with DLMPs
+        (:class:`nodalopt.distribution.TDOPF`), or with ``method="admm"`` by ADMM between
+        transmission and feeders (:class:`nodalopt.admm.coordinator.ADMM`).
     hours : int, optional
-        Number of periods. With ``hours > 1`` and no ``profiles`` the shipped
-        24-hour demo shapes are applied (``data/profiles/demo_24h.csv``).
+        Number of periods.  With ``hours > 1`` and no ``profiles`` the shipped 24-hour demo
+        shapes are applied (``data/demo_24h.csv``).  CSV folders: solve the first ``hours``
+        snapshots (default: all).
     profiles : mapping, optional
-        ``{(table, column): DataFrame | DataArray | 1-D scaling}``; see
-        :mod:`nodalopt.profiles`.
-    **kwargs
-        Passed to :class:`DCOPF` (``period_hours``, ``voll``, ``solver``,
-        ``solver_options``, ``dc_model``, ``start``).
+        ``{(table, column): DataFrame | DataArray | 1-D scaling}``; see :mod:`nodalopt.profiles`.
+        Without ``hours`` the number of periods is the length of the profiles.
+    period_hours : float, optional
+        Length of one period in hours (default 1.0; prices stay in $/MWh).  CSV folders take it
+        from the snapshot weightings.
+    voll : float, optional
+        Value of lost load in $/MWh; enables load shedding.
+    solver : str
+        Any solver cvxpy has installed (``"CLARABEL"`` by default, ``"HIGHS"``).
+    solver_options : mapping, optional
+        Passed to the solver; merged over nodalopt's Clarabel defaults.
+    dc_model : {"pandapower", "pglib", "pypsa"}, optional
+        Branch susceptance convention.  Default: the input's own (``"pandapower"`` for
+        pandapower nets, ``.m`` and ``.json`` files; ``"pypsa"`` for CSV folders).
+    start : str or Timestamp, optional
+        Start of the first period when the profiles carry no time index (default
+        ``"2030-01-01"``; CSV folders: their first snapshot).
+    demo_profiles : bool, optional
+        Force (True) or suppress (False) the demo shapes; default: on when ``hours > 1`` and no
+        ``profiles`` are given (never for CSV folders, which carry their own series).
+    carbon_price : float or sequence, optional
+        Carbon price in $/tCO2 (one value or one per period).
+    co2_cap : float, optional
+        CO2 cap over the horizon in tCO2; its dual is reported as a carbon price.
+    emission_factors : {"network", "synthetic"} or array
+        Where emission factors come from (see :mod:`nodalopt.carbon.factors`).
+    screening : bool
+        Constraint screening of re-solves of a coupled horizon (see :meth:`DCOPF.solve`).
+    base_mva : float, optional
+        CSV folders and ``pypsa.Network`` only: MVA base of the per-unit susceptances (default 100; results do not
+        depend on it).
+    method : {"central", "admm"}
+        TDNetwork only: one centralized model, or ADMM between transmission and feeders.
+    losses, loss_max_iter, loss_tol_mw, vm_tol_pu : optional
+        TDNetwork only: feeder loss iteration (defaults of :class:`nodalopt.distribution.TDOPF`).
+    settings : ADMMSettings, optional
+        ``method="admm"`` only: ADMM settings (default :class:`nodalopt.ADMMSettings`).
+    executor, workers, scheduler : optional
+        ``method="admm"`` only: where the feeder updates run (``"inprocess"`` or ``"dask"``,
+        local Dask workers, or an existing scheduler address).
+    resume : bool
+        ``method="admm"`` only: continue from ``settings.checkpoint``.
+    warm_start : xarray.Dataset, optional
+        ``method="admm"`` only: a previous result to start from.
+    **unknown
+        Nothing else is accepted: a misspelled keyword raises :class:`InputError` naming the
+        closest valid one.
 
     Returns
     -------
@@ -651,31 +738,83 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
 
     Raises
     ------
-    InfeasibleError, UnboundedError, SolverError, InputError
+    InputError
+        Bad network data, a misspelled or inapplicable keyword, bad option values.
+    InfeasibleError, UnboundedError, SolverError, ConvergenceError
+        No prices are published from a non-optimal solve.
     """
     from ..distribution.td import TDNetwork
 
-    if isinstance(network, TDNetwork):  # transmission + feeders: centralized model or ADMM
+    if unknown:
+        _reject_unknown(unknown)
+    given: dict[str, Any] = {k: v for k, v in dict(
+        period_hours=period_hours, voll=voll, solver_options=solver_options, dc_model=dc_model, start=start,
+        demo_profiles=demo_profiles, carbon_price=carbon_price, co2_cap=co2_cap).items() if v is not None}
+    if solver != DEFAULT_SOLVER:
+        given["solver"] = solver
+    if emission_factors is not None and not (isinstance(emission_factors, str) and emission_factors == "network"):
+        given["emission_factors"] = emission_factors
+    if not screening:
+        given["screening"] = False
+    td_given: dict[str, Any] = {k: v for k, v in dict(losses=losses, loss_max_iter=loss_max_iter,
+                                                      loss_tol_mw=loss_tol_mw, vm_tol_pu=vm_tol_pu).items()
+                                if v is not None}
+    admm_given: dict[str, Any] = {k: v for k, v in dict(settings=settings, executor=executor, workers=workers,
+                                        scheduler=scheduler, warm_start=warm_start).items() if v is not None}
+    if resume:
+        admm_given["resume"] = True
+    is_td = isinstance(network, TDNetwork)
+    if not is_td and (td_given or admm_given or method != "central"):
+        names = sorted([*td_given, *admm_given, *(["method"] if method != "central" else [])])
+        raise InputError(f"{names} apply to a TDNetwork (transmission + feeders) only; {type(network).__name__} "
+                         "is solved by the DC-OPF. Remove them, or attach feeders with nodalopt.TDNetwork.")
+    from ..network.pypsa_net import is_pypsa_network
+
+    if base_mva is not None and not (isinstance(network, str | os.PathLike) and Path(network).is_dir()
+                                     or is_pypsa_network(network)):
+        raise InputError("base_mva applies to CSV network folders and pypsa.Network only (other inputs carry "
+                         "their own MVA base).")
+    if is_td:  # transmission + feeders: centralized model or ADMM
         if hours is None and profiles:
             lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
             hours = max(lengths) if lengths else None
-        method = kwargs.pop("method", "central")
         if method == "admm":
             from ..admm.coordinator import ADMM
 
-            resume, warm = kwargs.pop("resume", False), kwargs.pop("warm_start", None)
-            return ADMM(network, kwargs.pop("settings", None), hours=hours, **kwargs).solve(
-                profiles, resume=resume, warm_start=warm)
+            res, warm = admm_given.pop("resume", False), admm_given.pop("warm_start", None)
+            return ADMM(network, admm_given.pop("settings", None), hours=hours, **admm_given, **td_given,
+                        **given).solve(profiles, resume=res, warm_start=warm)
         if method != "central":
             raise InputError(f"method must be 'central' or 'admm', got {method!r}.")
+        if admm_given:
+            raise InputError(f"{sorted(admm_given)} apply to method='admm' only.")
         from ..distribution.model import TDOPF
 
-        return TDOPF(network, hours=hours, **kwargs).solve(profiles)
+        return TDOPF(network, hours=hours, **td_given, **given).solve(profiles)
+    if base_mva is not None:
+        given["base_mva"] = base_mva
     if isinstance(network, str | os.PathLike) and Path(network).is_dir():  # a PyPSA-layout CSV folder
         from ..io.csv_folder import solve_csv_folder
 
-        return solve_csv_folder(network, hours=hours, profiles=profiles, **kwargs)
+        return solve_csv_folder(network, hours=hours, profiles=profiles, **given)
+    if is_pypsa_network(network):  # the CSV folder reader's semantics, from the network's tables
+        from ..network.pypsa_net import solve_pypsa
+
+        return solve_pypsa(network, hours=hours, profiles=profiles, **given)
     if hours is None and profiles:
         lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
         hours = max(lengths) if lengths else None
-    return DCOPF(network, hours=hours, **kwargs).solve(profiles)
+    return DCOPF(network, hours=hours, **given).solve(profiles)
+
+
+def _reject_unknown(unknown: Mapping[str, Any]) -> None:
+    import difflib
+    import inspect
+
+    valid = [p for p in inspect.signature(solve).parameters if p not in ("network", "unknown")]
+    parts = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, valid, n=1)
+        parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise InputError(f"nodalopt.solve got unknown keyword(s) {', '.join(parts)}; valid keywords: "
+                     f"{', '.join(valid)}.")

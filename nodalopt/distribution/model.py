@@ -9,7 +9,6 @@ loss iteration re-solves one compiled problem.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,11 +22,13 @@ import xarray as xr
 from .. import profiles as prof
 from ..dcopf.model import DCOPF, ELASTIC_PENALTY, _Built, _Raw, _val
 from ..errors import ConvergenceError, InputError
+from ..log import get_logger
 from . import lindistflow as LD
 from .acflow import BranchFlow, branch_flow
 from .prices import DLMP, FeederDuals, decompose
 from .td import Forest, TDNetwork
 
+log = get_logger(__name__)
 #: losses have settled when the model's substation imports and voltages match the AC power flow
 #: at the model's own dispatch within these tolerances
 LOSS_TOL_MW = 1e-4
@@ -246,8 +247,7 @@ class TDOPF(DCOPF):
             vm_model = np.sqrt(np.maximum(self._fraw["v_full"], 0.0))
             gap_vm = float(np.max(np.abs(ac.vm_pu - vm_model), initial=0.0))
             history.append((gap_mw, gap_vm))
-            if os.environ.get("NODALOPT_DEBUG"):
-                print("loss iteration", it, gap_mw, gap_vm)
+            log.info("loss iteration %d: substation import gap %.3g MW, voltage gap %.3g pu", it, gap_mw, gap_vm)
             if gap_mw <= self.loss_tol_mw and gap_vm <= self.vm_tol_pu:
                 break
             self._update_losses(ac, curvature=True)

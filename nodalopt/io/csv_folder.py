@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from ..errors import InputError
 from ..network import validate as V
 from ..network.arrays import DISPATCHABLE, RENEWABLE, NetworkArrays
 
+#: reads the table a path names (:func:`read_table`, or an in-memory source)
+Loader = Callable[[Path], "Table"]
 #: largest CSV file read (bytes); checked before the file is opened
 MAX_FILE_BYTES = 64 * 1024 * 1024
 #: largest sum of the CSV files of one folder (bytes)
@@ -187,7 +189,11 @@ def _decode(path: Path, data: bytes) -> str:
 
 def read_table(path: Path, id_column: bool = True) -> Table:
     """Parse one CSV file (``,`` separated, UTF-8, optional BOM) into a :class:`Table`."""
-    text = _decode(path, _read_bytes(path))
+    return parse_table(path, _decode(path, _read_bytes(path)))
+
+
+def parse_table(path: Path, text: str) -> Table:
+    """Parse CSV text (what :func:`read_table` read from ``path``; ``path`` names it in messages)."""
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():
         raise _fail(path, 1, 1, "the header line is empty; the first line must name the columns.")
@@ -489,9 +495,9 @@ def _files(folder: Path) -> dict[str, Path]:
     return out
 
 
-def _read_snapshots(path: Path) -> tuple[list[str], pd.Index, pd.DataFrame, Table]:
+def _read_snapshots(path: Path, load: Loader = read_table) -> tuple[list[str], pd.Index, pd.DataFrame, Table]:
     """keys (what time series rows are indexed by), labels and weightings."""
-    t = read_table(path)
+    t = load(path)
     for c in ("period", "timestep"):
         if t.has(c):
             raise _fail(path, 1, c, "multi-period (investment period) snapshots are not supported; "
@@ -531,12 +537,13 @@ def _read_snapshots(path: Path) -> tuple[list[str], pd.Index, pd.DataFrame, Tabl
 
 
 def _read_series(path: Path, ids: np.ndarray, keys: list[str], labels: pd.Index,
-                 key_label: str, skip: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+                 key_label: str, skip: set[str] | frozenset[str] = frozenset(),
+                 load: Loader = read_table) -> pd.DataFrame:
     """A ``<component>-<attribute>.csv`` time series -> DataFrame (snapshot x element).
 
     Columns named in ``skip`` (inactive elements) are dropped unread.
     """
-    t = read_table(path)
+    t = load(path)
     known = set(map(str, ids))
     for j, h in enumerate(t.header[1:], start=1):
         if h not in known and h not in skip:
@@ -596,23 +603,32 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
     folder = Path(path)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder; give the folder that holds buses.csv.")
+    files = _files(folder)
+    return read_tables(folder, files, read_table, base_mva=base_mva, dc_model=dc_model,
+                       name=folder.resolve().name)
+
+
+def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_mva: float = BASE_MVA,
+                dc_model: str = "pypsa", name: str = "") -> CsvCase:
+    """The tables of a CSV network (``files``: file name -> path, ``load``: path -> :class:`Table`)
+    into a :class:`CsvCase`; what :func:`read_csv_folder` does after finding the files, and what
+    :mod:`nodalopt.network.pypsa_net` does with tables written from a ``pypsa.Network``."""
     if dc_model not in ("pypsa", "pandapower", "pglib", "matpower"):
         raise InputError(f"dc_model={dc_model!r} is not one of 'pypsa', 'pandapower', 'pglib'.")
     if not (np.isfinite(base_mva) and base_mva > 0):
         raise InputError(f"base_mva must be a positive number, got {base_mva!r}.")
-    files = _files(folder)
     if "buses.csv" not in files:
         raise InputError(f"{folder}: no buses.csv; a CSV network folder needs at least buses.csv "
                          "(see docs/csv_format.md).")
     for comp in UNSUPPORTED_COMPONENTS:
         if f"{comp}.csv" in files:
-            t = read_table(files[f"{comp}.csv"])
+            t = load(files[f"{comp}.csv"])
             if len(_active(t)):
                 raise _fail(t.path, int(t.lines[0]), None, f"{comp} are not modelled by the DC-OPF yet; "
                                                            "remove the file or its rows.")
-    net_name = folder.resolve().name
+    net_name = name
     if "network.csv" in files:
-        nt = read_table(files["network.csv"])
+        nt = load(files["network.csv"])
         if len(nt) and nt.has("_multi_invest") and _numbers(nt, "_multi_invest", 0.0)[0] != 0:
             raise _fail(nt.path, int(nt.lines[0]), "_multi_invest", "multi-investment-period networks "
                                                                     "are not supported.")
@@ -625,14 +641,14 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         p = files.get(f"{comp}.csv")
         if p is None:
             return None
-        full = read_table(p)
+        full = load(p)
         act = _active(full)
         if len(act) < len(full):
             inactive[comp] = set(map(str, _ids(full))) - set(map(str, _ids(act)))
         return act
 
     # ----------------------------------------------------------------- buses
-    bt = read_table(files["buses.csv"])
+    bt = load(files["buses.csv"])
     if not len(bt):
         raise _fail(bt.path, 2, None, "no buses.")
     bus_names = _ids(bt)
@@ -715,12 +731,12 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         if (comp, attr) in SERIES:
             relevant.append((comp, attr, p))
         elif attr in REFUSED_SERIES.get(comp, set()):
-            tt = read_table(p)
+            tt = load(p)
             raise _fail(p, 1, tt.col_label(1) if len(tt.header) > 1 else 1,
                         f"time-varying {comp} {attr} is not supported yet; use a static value in "
                         f"{comp}.csv.")
     if "snapshots.csv" in files:
-        keys, snapshots, weights, _ = _read_snapshots(files["snapshots.csv"])
+        keys, snapshots, weights, _ = _read_snapshots(files["snapshots.csv"], load)
     else:
         if relevant:
             p = relevant[0][2]
@@ -770,7 +786,7 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         for comp, attr, p in relevant:
             if comp == "generators":
                 has_series[attr] = _read_series(p, g_ids, keys, snapshots, "snapshots.csv",
-                                                inactive.get("generators", set()))
+                                                inactive.get("generators", set()), load=load)
         if "p_max_pu" in has_series:
             s = has_series["p_max_pu"]
             pos = {str(g): i for i, g in enumerate(g_ids)}
@@ -802,7 +818,7 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         for comp, _attr, p in relevant:
             if comp == "generators":
                 _read_series(p, np.zeros(0, object), keys, snapshots, "snapshots.csv",
-                             inactive.get("generators", set()))
+                             inactive.get("generators", set()), load=load)
         gen_kw = dict(gen_names=np.zeros(0, object), gen_node=np.zeros(0, np.int64),
                       gen_kind=np.zeros(0, np.int8), gen_pmin=np.zeros(0), gen_pmax=np.zeros(0),
                       gen_c0=np.zeros(0), gen_c1=np.zeros(0), gen_c2=np.zeros(0),
@@ -821,7 +837,7 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         load_p = -sign * _numbers(lt, "p_set", 0.0)
         for comp, _attr, p in relevant:
             if comp == "loads":
-                s = _read_series(p, l_ids, keys, snapshots, "snapshots.csv", inactive.get("loads", set()))
+                s = _read_series(p, l_ids, keys, snapshots, "snapshots.csv", inactive.get("loads", set()), load=load)
                 pos = {str(x): i for i, x in enumerate(l_ids)}
                 profiles[("load", "p_mw")] = s * (-sign[[pos[c] for c in s.columns]])[None, :]
         l_names = np.array([f"load:{x}" for x in l_ids], dtype=object)
@@ -829,7 +845,7 @@ def read_csv_folder(path: str | os.PathLike[str], base_mva: float = BASE_MVA,
         for comp, _attr, p in relevant:
             if comp == "loads":
                 _read_series(p, np.zeros(0, object), keys, snapshots, "snapshots.csv",
-                             inactive.get("loads", set()))
+                             inactive.get("loads", set()), load=load)
         l_names, l_node, load_p = np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0)
 
     # ---------------------------------------------------------------- storage
