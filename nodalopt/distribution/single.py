@@ -234,16 +234,18 @@ def _load_feeder(spec: str) -> Any:
 
 
 def _cmd_feeder(args: argparse.Namespace) -> int:
-    from ..cli import EXIT_OK, summarize
-    from ..results import to_netcdf
+    from ..cli import EXIT_OK, check_output_file, summarize, write_result
 
+    for out in (args.output, args.dlmp_csv):  # refused before the solve, never after it
+        if out:
+            check_output_file(out, [args.feeder])
     ds = solve_feeder(_load_feeder(args.feeder), _read_price(args.price), hours=args.hours,
                       period_hours=args.period_hours, name=args.name, losses=not args.lossless,
                       substation_mva=args.substation_mva, vm_min_pu=args.vm_min, vm_max_pu=args.vm_max,
                       voll=args.voll, solver=args.solver)
     print(summarize(ds))
     if args.output:
-        to_netcdf(ds, args.output)
+        write_result(ds, args.output)
         print(f"written      {args.output}")
     if args.dlmp_csv:
         table = ds.dlmp.to_pandas()
