@@ -183,6 +183,9 @@ def test_table_object_must_be_the_json_pandas_writes(trap):
     doc = _doc()
     doc["_object"]["_ppc"] = {}
     _assert_refused(trap, doc, "key path '_ppc'", "internals")
+    doc = _doc()
+    doc["_object"]["bus"] = [[0, 110.0]]
+    _assert_refused(trap, doc, "key path 'bus'", "pandapower keeps the table 'bus' here")
 
 
 def test_deep_nesting_is_refused(trap):

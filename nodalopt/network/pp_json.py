@@ -247,6 +247,10 @@ class _Reader:
         import pandapower as pp
 
         net = pp.create_empty_network()  # checked first, built last: a refused file costs no net
+        for key, val in entries.items():
+            if isinstance(net.get(key), pd.DataFrame) and not isinstance(val, pd.DataFrame):
+                raise self.fail(key, f"pandapower keeps the table {key!r} here, but the file holds a "
+                                f"{type(val).__name__}.")
         net.update(entries)
         return net
 
