@@ -48,6 +48,7 @@ MAX_DEPTH = 100
 _REF_KEYS = frozenset({"_module", "_class", "_object"})
 _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_TYPES: frozenset[type] = frozenset(_SCALARS)
+_LABEL_TYPES: frozenset[type] = frozenset({int, float, str})
 _NET = ("pandapower.auxiliary", "pandapowerNet")
 _FRAME_MODULES = frozenset({"pandas.core.frame", "pandas"})
 _FRAME_KEYS = frozenset({"_module", "_class", "_object", "orient", "dtype", "is_multiindex",
@@ -335,9 +336,9 @@ class _Reader:
         if len(set(columns)) != len(columns):
             dup = next(c for i, c in enumerate(columns) if c in columns[:i])
             raise self.fail(f"{inner}.columns", f"duplicate column {dup!r}.")
-        for i, v in enumerate(index):
-            if type(v) not in (int, float, str):
-                raise self.fail(f"{inner}.index[{i}]", f"index labels are numbers or strings (got {v!r}).")
+        if not set(map(type, index)) <= _LABEL_TYPES:
+            i = next(i for i, v in enumerate(index) if type(v) not in _LABEL_TYPES)
+            raise self.fail(f"{inner}.index[{i}]", f"index labels are numbers or strings (got {index[i]!r:.80}).")
         if len(data) != len(index):
             raise self.fail(f"{inner}.data", f"{len(data)} rows for {len(index)} index labels.")
         if data and (set(map(type, data)) != {list} or set(map(len, data)) != {len(columns)}):
