@@ -178,8 +178,11 @@ def _check_depth(text: str, source: str, path: str) -> None:
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     d = dict(pairs)
     if len(d) != len(pairs):
-        keys = [k for k, _ in pairs]
-        raise _Duplicate(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _Duplicate(k)
+            seen.add(k)
     return d
 
 
@@ -334,7 +337,7 @@ class _Reader:
             if type(c) not in (str, int):
                 raise self.fail(f"{inner}.columns[{i}]", f"column labels are strings or integers (got {c!r}).")
         if len(set(columns)) != len(columns):
-            dup = next(c for i, c in enumerate(columns) if c in columns[:i])
+            dup = pd.Index(columns)[pd.Index(columns).duplicated()][0]
             raise self.fail(f"{inner}.columns", f"duplicate column {dup!r}.")
         if not set(map(type, index)) <= _LABEL_TYPES:
             i = next(i for i, v in enumerate(index) if type(v) not in _LABEL_TYPES)
