@@ -7,12 +7,15 @@ a node mixes perfectly, so the node's intensity ``w_n`` (tCO2/MWh) satisfies
     w_n * P_n = sum_{g at n} ef_g * p_g+  +  sum_{branches l into n} w_{upstream(l)} * |flow_l|
 
 where ``P_n`` is the node's gross inflow: positive injections (generation, storage
-discharge) plus the flows arriving on branches.  Negative injections
-(controllable loads, i.e. negative ``p``, and storage charging) are consumption,
-like fixed loads.  Storage discharge is a zero-emission source (the carbon of the
-energy when it was charged is not carried over in time).  A node whose
-outflow exceeds its recorded inflow (a fixed negative demand, e.g. a fixed
-generator booked as negative load) gets the difference as a zero-emission source.
+discharge) plus the flows arriving on branches.  A unit emits only when it
+generates (``ef * max(p, 0)``): negative injections (an ext_grid exporting to the
+upstream grid, controllable loads, any unit below 0 MW, storage charging) are
+consumption at the node's intensity, like fixed loads, so that
+``sum_n w_n * consumption_n = sum_g ef_g max(p_g, 0)`` in every period.
+Storage discharge is a zero-emission source (the carbon of the energy when it
+was charged is not carried over in time).  A node whose outflow exceeds its
+recorded inflow (a fixed negative demand, e.g. a fixed generator booked as
+negative load) gets the difference as a zero-emission source.
 
 All periods are solved at once as one block-diagonal sparse system
 ``(diag(P) - F_in) w = E`` of size N*T; it is non-singular whenever the flow
