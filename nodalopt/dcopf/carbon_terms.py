@@ -62,6 +62,30 @@ def resolve_factors(net: NetworkArrays, emission_factors: Any, required: bool) -
     return ef
 
 
+def lowest_emissions(model: Any, series: Any) -> float | None:
+    """The lowest total emissions (tCO2 over the horizon) of any feasible dispatch of ``model``.
+
+    Solves ``min dt * sum_t sum_g ef_g max(p_gt, 0)`` subject to the model's own constraints
+    (network, generator limits, storage, ramps; the CO2 cap left out) for the periods in
+    ``series``.  Returns None when that problem does not solve to optimality.
+    """
+    if model.ef is None:
+        return None
+    b = model._build(shed=False, elastic=False, T=model.T)
+    model._set_parameters(b, series)
+    cap = b.cap
+    cons = [c for c in b.problem.constraints if c is not cap]
+    emis = model.dt * cp.sum(emissions_expr(b.vars.p, model.ef, model.ef > 0))
+    prob = cp.Problem(cp.Minimize(emis), cons)
+    try:
+        prob.solve(solver=model.solver, ignore_dpp=True)
+    except cp.error.SolverError:
+        return None
+    if prob.status != cp.OPTIMAL or prob.value is None:
+        return None
+    return float(prob.value)
+
+
 def carbon_price_series(carbon_price: Any, T: int) -> np.ndarray | None:
     """Carbon price per period in $/tCO2 (scalar or one value per period)."""
     if carbon_price is None:

@@ -22,6 +22,7 @@ from .. import profiles as prof
 from ..errors import InfeasibleError, InputError, SolverError, UnboundedError
 from ..network import compile_network
 from ..network.arrays import NetworkArrays
+from ..network.examples import fixed_variant_hint
 from ..results import build_dataset
 from . import carbon_terms as CT
 from . import formulation as F
@@ -308,7 +309,10 @@ class DCOPF:
                 raw, solve_s = self._solve_screened(series)
             else:
                 raw, solve_s = self._solve_all(series)
-        except InfeasibleError:
+        except InfeasibleError as exc:
+            hint = fixed_variant_hint(self.net.name)  # a shipped case known to be infeasible as is
+            if hint:
+                raise InfeasibleError(f"{exc} {hint}", shortfall=exc.shortfall) from None
             raise
         except SolverError as exc:
             if self._built.T == T:
@@ -556,6 +560,15 @@ class DCOPF:
             short = [(int(bus_of_node[n]) if bus_of_node[n] >= 0 else f"node:{n}", int(t),
                       float(net_mw[n, t])) for n, t in zip(nodes[order], ts[order], strict=True)]
         extra = self._elastic_report(el) if status == cp.OPTIMAL else []
+        if not short and not extra and self.co2_cap is not None and self.ef is not None:
+            # feasible without the cap (the elastic model leaves it out): is the cap reachable at all?
+            lowest = CT.lowest_emissions(self, series)
+            if lowest is not None and lowest > self.co2_cap + 1e-6 * max(1.0, self.co2_cap):
+                raise InfeasibleError(
+                    f"{self.net.name}: the CO2 cap of {self.co2_cap:.6g} tCO2 is infeasible: the lowest "
+                    f"emissions any feasible dispatch reaches are {lowest:.6g} tCO2 over the "
+                    f"{self.T}-period horizon (minimizing emissions under the same network, generator, "
+                    "storage and ramp constraints). Raise the cap to at least that, or use carbon_price.")
         if not short and not extra and otherwise is not None:
             return
         note = f" ({self.solver} itself reported '{otherwise.status}')" if otherwise is not None else ""
