@@ -207,6 +207,8 @@ TD_TRANSMISSION = "case118_200mva"
 BATCH_CASE = "case300"
 #: the case of ``carbon_overhead`` (24 hours, synthetic emission factors)
 CARBON_CASE = "case1354pegase_fixed"
+#: the synthetic LinDistFlow QP batch of ``qp_kernel`` (``qp_kernel.feeder_batch``; no network behind it)
+QP_KERNEL_BATCH: dict[str, int] = {"K": 200, "buses": 24, "hours": 24, "storage": 4, "seed": 0}
 #: untimed warm-up solve of each worker: built-in cases / PGLib cases (no pandapower import)
 WARMUP_CASE, WARMUP_PGLIB = "case9", "pglib_opf_case5_pjm"
 
@@ -284,4 +286,4 @@ def describe_profiles() -> str:
 
 __all__ = ["Case", "CASES", "register", "select", "load_shape", "resolve_shape", "fixup_docs", "source_fixups",
            "describe_profiles", "load", "td_feeder", "td_network", "TD_TRANSMISSION", "BATCH_CASE", "CARBON_CASE",
-           "WARMUP_CASE", "WARMUP_PGLIB"]
+           "WARMUP_CASE", "WARMUP_PGLIB", "QP_KERNEL_BATCH"]
