@@ -258,9 +258,14 @@ def flexible_net() -> object:
 FLEX_EF = {"gen:0": 0.9, "gen:1": 0.5, "load:3": 0.0}
 
 
-def test_price_responsive_load_and_negative_unit():
+@pytest.mark.parametrize("negative_load", [False, True], ids=["plain", "negative_fixed_load"])
+def test_price_responsive_load_and_negative_unit(negative_load):
+    """``negative_load``: a -70 MW fixed load (fixed generation) at bus 1, where the unit absorbs: the
+    node both consumes and has a zero-emission source."""
     net = flexible_net()
-    fixed = net.load.index[:3]
+    if negative_load:
+        pp.create_load(net, 1, p_mw=-70.0)
+    fixed = net.load.index[~net.load.controllable.astype(bool)]
     prof = {("load", "p_mw"): pd.DataFrame([net.load.p_mw[fixed].to_numpy()], columns=fixed)}
     m = nodalopt.DCOPF(net, emission_factors=FLEX_EF, solver_options=TIGHT)
     ds = m.solve(prof)

@@ -35,7 +35,8 @@ from ..network.arrays import NetworkArrays
 
 
 def carbon_emission_flow(net: NetworkArrays, flow: np.ndarray, p: np.ndarray, ef: np.ndarray,
-                         storage_discharge: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         storage_discharge: np.ndarray | None = None,
+                         demand: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nodal carbon intensity and branch carbon flows by proportional sharing.
 
     Parameters
@@ -45,6 +46,12 @@ def carbon_emission_flow(net: NetworkArrays, flow: np.ndarray, p: np.ndarray, ef
     p : (G, T) MW injections (negative = consumption)
     ef : (G,) tCO2/MWh emission factors
     storage_discharge : (S, T) MW or None
+    demand : (N, T) MW or None
+        Fixed demand served at each node.  Where it is negative (fixed generation booked as
+        negative load) it is a zero-emission source that mixes with the node's other inflows,
+        so that a node which both absorbs power (a unit below 0 MW, storage charging) and has a
+        negative demand still conserves carbon.  Without it, a node's surplus of outflow over
+        recorded inflow is taken as that source (exact unless such a node also consumes).
 
     Returns
     -------
@@ -71,6 +78,8 @@ def carbon_emission_flow(net: NetworkArrays, flow: np.ndarray, p: np.ndarray, ef
     if storage_discharge is not None and net.n_storage:
         src_mw = src_mw + np.asarray(net.node_matrix(net.st_node) @
                                      np.maximum(np.asarray(storage_discharge, float).reshape(net.n_storage, T), 0))
+    if demand is not None:  # negative fixed demand: a zero-emission source at the node
+        src_mw = src_mw + np.maximum(-np.asarray(demand, dtype=float).reshape(N, T), 0.0)
     # directed flows: upstream / downstream node of each branch and period
     up = np.where(flow >= 0, net.br_f[:, None], net.br_t[:, None])  # (L, T)
     dn = np.where(flow >= 0, net.br_t[:, None], net.br_f[:, None])

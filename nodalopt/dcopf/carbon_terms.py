@@ -186,7 +186,8 @@ def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price
     ds["emissions"] = xr.DataArray(emissions.T, dims=("time", "gen"), attrs={
         "units": "tCO2/h", "long_name": "direct emissions of each unit (emission factor x positive output)"})
     dis = state.pd if state.pd is not None else None
-    intensity, flow_c = carbon.carbon_emission_flow(net, state.flow, state.p, ef, dis)
+    intensity, flow_c = carbon.carbon_emission_flow(net, state.flow, state.p, ef, dis,
+                                                    demand=np.asarray(state.demand) - np.asarray(state.shed))
     ds["carbon_intensity"] = xr.DataArray(intensity[bn].T, dims=("time", "bus"), attrs={
         "units": "tCO2/MWh", "long_name": "average carbon intensity of the power consumed at the bus "
         "(carbon emission flow, proportional sharing)"})
