@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run PyPSA on PGLib cases up to this many buses (nodalopt runs on all)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--td", type=int, default=None, metavar="N",
-                    help="instead of the DC-OPF suite: case118_200mva + N case33bw_der feeders (T&D, DLMPs)")
+                    help="instead of the DC-OPF suite: registry.td_network(N), case118_200mva + N case33bw_der feeders "
+                         "(T&D, DLMPs)")
     ap.add_argument("--method", default="central", choices=["central", "admm"], help="T&D solve method (--td)")
     ap.add_argument("--workers", type=int, default=None, help="ADMM on a local Dask cluster with N workers (--td)")
     ap.add_argument("--hours", type=int, default=24, help="periods of the T&D run (--td)")
@@ -53,12 +54,11 @@ def _td_run(a: argparse.Namespace) -> int:
     import time
 
     import nodalopt
-    from nodalopt.distribution.examples import case33bw_der, ev_fleet, spread_feeders
+
+    from .registry import td_network
 
     t0 = time.perf_counter()
-    td = nodalopt.TDNetwork(nodalopt.load_case("case118_200mva"))
-    evs = ev_fleet() if a.hours >= 24 else None  # the demo fleet charges 18:00-24:00
-    spread_feeders(td, case33bw_der(), a.td, prefix="f", evs=evs)
+    td = td_network(a.td, evs=a.hours >= 24)  # the demo fleet charges 18:00-24:00
     kw: dict[str, object] = {}
     if a.method == "admm":
         kw = dict(method="admm", executor="dask" if a.workers else "inprocess", workers=a.workers)

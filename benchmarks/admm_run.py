@@ -15,17 +15,14 @@ import numpy as np
 
 
 def main() -> None:
-    import nodalopt
+    from benchmarks.registry import td_network
     from nodalopt.admm.coordinator import ADMM, ADMMSettings
-    from nodalopt.distribution import TDNetwork
-    from nodalopt.distribution.examples import case33bw_der, ev_fleet, spread_feeders
 
     n = int(sys.argv[1])
     executor = sys.argv[2] if len(sys.argv) > 2 else "inprocess"
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else None
     t0 = time.perf_counter()
-    td = TDNetwork(nodalopt.load_case("case118_200mva"))
-    spread_feeders(td, case33bw_der(), n, prefix="f", evs=ev_fleet())
+    td = td_network(n)
     t1 = time.perf_counter()
 
     def progress(it: int, admm: object) -> None:

@@ -50,13 +50,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from benchmarks.registry import TD_TRANSMISSION as CASE
+from benchmarks.registry import load
 from benchmarks.runner import git_state
 from benchmarks.subproc import supervise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 CACHE = Path(tempfile.gettempdir()) / "nodalopt-admm-scale"
-CASE = "case118_200mva"
 HOURS = 24
 VBUSES = (58, 79, 115)  # buses of the DG / vm_min variant feeders
 VMIN = 0.93
@@ -114,14 +115,11 @@ def make_td(n: int, n_var: int) -> Any:
     """case118_200mva + (n - n_var) case33bw_der copies with EVs (spread_feeders) + n_var DG / vm_min copies."""
     import pandapower as pp
 
-    import nodalopt
-    from nodalopt.distribution import TDNetwork
-    from nodalopt.distribution.examples import case33bw_der, ev_fleet, spread_feeders
+    from benchmarks.registry import td_feeder, td_network
 
-    td = TDNetwork(nodalopt.load_case(CASE))
-    spread_feeders(td, case33bw_der(), n - n_var, prefix="f", evs=ev_fleet())
+    td = td_network(n - n_var)
     if n_var:
-        g = case33bw_der(battery=False)
+        g = td_feeder(battery=False)
         pp.create_sgen(g, 17, p_mw=0.0, min_p_mw=0.0, max_p_mw=1.0, controllable=True, name="DG 17")
         pp.create_poly_cost(g, len(g.sgen) - 1, "sgen", cp1_eur_per_mw=20.0, cp2_eur_per_mw2=30.0)
         for k in range(n_var):
@@ -172,14 +170,14 @@ def _save_prices(name: str, ds: Any) -> str:
 
 def _warmup() -> float:
     """Compile / load the numba kernels (and warm cvxpy) on a tiny T&D model; returns seconds."""
-    import nodalopt
+    from benchmarks.registry import WARMUP_CASE, td_feeder
     from nodalopt.admm.coordinator import ADMM, ADMMSettings
     from nodalopt.distribution import TDNetwork
-    from nodalopt.distribution.examples import case33bw_der, ev_fleet
+    from nodalopt.distribution.examples import ev_fleet
 
     t0 = time.perf_counter()
-    td = TDNetwork(nodalopt.load_case("case9"))
-    td.add_feeder("w", case33bw_der(), at_bus=4, evs=ev_fleet())
+    td = TDNetwork(load(WARMUP_CASE))
+    td.add_feeder("w", td_feeder(), at_bus=4, evs=ev_fleet())
     ADMM(td, ADMMSettings(max_iter=3, return_unconverged=True), hours=HOURS).solve()
     return time.perf_counter() - t0
 
@@ -419,7 +417,7 @@ def child_tcheck(spec: dict[str, Any], res: dict[str, Any]) -> None:
     rows = []
     for n in spec["sizes"]:
         buses, repl, mw = place(n)
-        net = nodalopt.load_case(CASE)
+        net = load(CASE)
         extra: dict[int, float] = {}
         for b, r in zip(buses, repl, strict=True):
             extra[b] = extra.get(b, 0.0) + (0.0 if r else mw)

@@ -26,15 +26,15 @@ from pathlib import Path
 
 def _make_cases(root: Path, n: int) -> None:
     import pandapower as pp
-    import pandapower.networks as pn
 
-    net = pn.case300()
-    net.name = "case300"
-    src = root / "case300_000.json"
+    from benchmarks.registry import BATCH_CASE, load
+
+    net = load(BATCH_CASE)
+    src = root / f"{BATCH_CASE}_000.json"
     pp.to_json(net, str(src))
     data = src.read_bytes()
     for i in range(1, n):
-        (root / f"case300_{i:03d}.json").write_bytes(data)
+        (root / f"{BATCH_CASE}_{i:03d}.json").write_bytes(data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Issue target: computing the emission tensors adds at most 50 % to the solve time of a
-24-hour case1354pegase run.  Writes benchmarks/results/carbon_overhead.md.
+24-hour case1354pegase_fixed run (``registry.CARBON_CASE``: the package's fixed PEGASE case,
+the same network and costs as the DC-OPF suite).  Writes benchmarks/results/carbon_overhead.md.
 
     PYTHONPATH=. python benchmarks/carbon_overhead.py
 """
@@ -16,18 +17,11 @@ import numpy as np
 
 def main() -> None:
     warnings.filterwarnings("ignore")
-    import pandapower.networks as pn
-
     import nodalopt
+    from benchmarks.registry import CARBON_CASE, load
     from nodalopt.dcopf import carbon_terms as CT
 
-    net = pn.case1354pegase()
-    # fix-ups as in benchmarks/registry.py: 99.999 MVA transformers are unlimited in the source,
-    # uniform 1.0 costs replaced by seeded 20-60 $/MWh + 0.01 $/MW^2h
-    net.trafo.loc[net.trafo.sn_mva.between(99.99, 100.01), "max_loading_percent"] = np.nan
-    rng = np.random.default_rng(0)
-    net.poly_cost["cp1_eur_per_mw"] = rng.uniform(20, 60, len(net.poly_cost))
-    net.poly_cost["cp2_eur_per_mw2"] = 0.01
+    net = load(CARBON_CASE)
     rows = []
     for _ in range(3):
         m = nodalopt.DCOPF(net, hours=24, emission_factors="synthetic")
@@ -44,7 +38,7 @@ def main() -> None:
     med = np.median(np.array([r[:2] for r in rows]), axis=0)
     out = Path(__file__).parent / "results" / "carbon_overhead.md"
     out.write_text(
-        "# Emission tensors on 24-hour case1354pegase\n\n"
+        f"# Emission tensors on 24-hour {CARBON_CASE}\n\n"
         f"Command: `PYTHONPATH=. python benchmarks/carbon_overhead.py` ({time.strftime('%Y-%m-%d %H:%M')}, "
         f"{platform.processor() or platform.machine()}, 2 cores shared with other jobs)\n\n"
         "Synthetic emission factors (`emission_factors='synthetic'`), demo 24-hour profiles. *solve* = "

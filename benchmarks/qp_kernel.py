@@ -281,17 +281,19 @@ def _kkt_residual(batch: QPBatch, k: int, x: np.ndarray, y: np.ndarray) -> float
 
 # ===================================================================== main
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.registry import QP_KERNEL_BATCH as B
+
     ap = argparse.ArgumentParser(prog="python -m benchmarks.qp_kernel", description=__doc__.split("\n")[0])
-    ap.add_argument("--K", type=int, default=200)
-    ap.add_argument("--buses", type=int, default=24)
-    ap.add_argument("--hours", type=int, default=24)
-    ap.add_argument("--storage", type=int, default=4)
+    ap.add_argument("--K", type=int, default=B["K"])
+    ap.add_argument("--buses", type=int, default=B["buses"])
+    ap.add_argument("--hours", type=int, default=B["hours"])
+    ap.add_argument("--storage", type=int, default=B["storage"])
     ap.add_argument("--sample", type=int, default=5, help="problems timed for the twin and Clarabel")
     ap.add_argument("--eps", type=float, default=1e-8, help="eps_abs = eps_rel")
     a = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    batch = feeder_batch(a.K, a.buses, a.hours, a.storage)
+    batch = feeder_batch(a.K, a.buses, a.hours, a.storage, seed=B["seed"])
     t_build = time.perf_counter() - t0
     pt = batch.pattern
     s = QPSettings(eps_abs=a.eps, eps_rel=a.eps)

@@ -1,8 +1,14 @@
 """The benchmark cases: one :class:`Case` per entry, with its loader, fix-ups and periods.
 
 Adding a case is one ``register(Case(...))`` call.  Every fix-up applied to a
-built-in network is a named function here whose docstring is copied into the
+built-in network is either a named case of the package (the PEGASE cases:
+``case1354pegase_fixed`` ... in :mod:`nodalopt.network.examples`, loadable by name from
+Python and the CLI) or a named function here; their docstrings are copied into the
 results (``benchmarks/results/latest.md``), so the numbers can be reproduced.
+
+Every script in ``benchmarks/`` takes its cases from this module: :data:`CASES` for the
+DC-OPF suite, and the names and builders under "cases of the other benchmark scripts"
+(T&D, ADMM, batch, carbon, warm-up).
 
 Profiles: multi-period runs scale every fixed load by the shipped 24-hour demo
 load shape (``nodalopt/data/demo_24h.csv``, 0.64 to 1.00 of the case's load);
@@ -20,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-SEED = 20240601  #: seed of the cost generator for the PEGASE cases
+SEED = 20240601  #: = nodalopt.network.examples.PEGASE_SEED (PEGASE costs); SEED + 1 seeds the re-solve wiggle
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class Case:
     """One benchmark case.
 
     name : label in the results
-    source : pandapower built-in name (``"case118"``) or PGLib name
+    source : a name :func:`nodalopt.load_case` knows: pandapower built-in (``"case118"``), nodalopt
+        example (``"case1354pegase_fixed"``) or PGLib name
     fixups : functions ``net -> None`` applied in place after loading (pandapower nets only)
     periods : numbers of periods to run
     tools : peers to compare with (``"pandapower"`` runs single-period only)
@@ -99,36 +106,6 @@ def case118_congestion(net: Any) -> None:
             net[table].loc[i, "max_loading_percent"] = np.nan
 
 
-def pegase_unlimited_trafos(net: Any) -> None:
-    """PEGASE: transformers with sn_mva = 99.999 get no thermal limit (max_loading_percent = NaN).
-
-    In the MATPOWER source these branches have RATE_A = 0 ("unlimited");
-    pandapower's converter turns that into sn_mva = 99.999 and a 100 MVA
-    limit, which makes the case infeasible.
-    """
-    t = net.trafo
-    net.trafo["max_loading_percent"] = np.where(np.isclose(t.sn_mva, 99.999), np.nan,
-                                                t.max_loading_percent.astype(float))
-
-
-def pegase_unlimited_lines(net: Any) -> None:
-    """PEGASE: lines with max_i_ka = 99999 (RATE_A = 0 in the source) get no thermal limit (NaN)."""
-    big = net.line.max_i_ka.to_numpy(float) >= 99999.0
-    net.line["max_loading_percent"] = np.where(big, np.nan, net.line.max_loading_percent.astype(float))
-
-
-def pegase_costs(net: Any) -> None:
-    """PEGASE: every unit costs 1.0 $/MWh in the source (a loss-minimizing objective);
-    replace by deterministic costs: cp1 ~ U(20, 60) $/MWh and cp2 ~ U(0.002, 0.02) $/MW^2h
-    from numpy's default_rng(SEED = 20240601), drawn in net.poly_cost row order.
-    """
-    rng = np.random.default_rng(SEED)
-    n = len(net.poly_cost)
-    net.poly_cost["cp1_eur_per_mw"] = rng.uniform(20.0, 60.0, n)
-    net.poly_cost["cp2_eur_per_mw2"] = rng.uniform(0.002, 0.02, n)
-
-
-PEGASE = (pegase_unlimited_trafos, pegase_unlimited_lines, pegase_costs)
 
 STORAGE_UNITS = 6
 STORAGE_MW, STORAGE_MWH = 200.0, 800.0
@@ -157,8 +134,16 @@ def ramps_and_storage(net: Any) -> None:
     net.storage["discharge_efficiency"] = 0.95
 
 
+def source_fixups(case: Case) -> tuple[Callable[[Any], None], ...]:
+    """The fix-ups inside the case's source: a nodalopt PEGASE example applies :data:`PEGASE_FIXUPS`."""
+    from nodalopt.network.examples import EXAMPLES, PEGASE_FIXUPS  # imported on use: workers time their imports
+
+    return PEGASE_FIXUPS if case.source.endswith("pegase_fixed") and case.source in EXAMPLES else ()
+
+
 def fixup_docs(case: Case) -> list[tuple[str, str]]:
-    return [(f.__name__, " ".join((f.__doc__ or "").split())) for f in case.fixups]
+    """(name, docstring) of every fix-up behind ``case``: those of its source example, then its own."""
+    return [(f.__name__, " ".join((f.__doc__ or "").split())) for f in (*source_fixups(case), *case.fixups)]
 
 
 # --------------------------------------------------------------------- registry
@@ -173,10 +158,10 @@ def register(case: Case) -> Case:
 
 
 register(Case("case118", "case118", fixups=(case118_congestion,), quick=True, buses=118))
-register(Case("case1354pegase", "case1354pegase", fixups=PEGASE, quick=True, buses=1354))
-register(Case("case2869pegase", "case2869pegase", fixups=PEGASE, buses=2869))
-register(Case("case9241pegase", "case9241pegase", fixups=PEGASE, buses=9241))
-register(Case("case1354pegase+ramps+storage", "case1354pegase", fixups=(*PEGASE, ramps_and_storage),
+register(Case("case1354pegase_fixed", "case1354pegase_fixed", quick=True, buses=1354))
+register(Case("case2869pegase_fixed", "case2869pegase_fixed", buses=2869))
+register(Case("case9241pegase_fixed", "case9241pegase_fixed", buses=9241))
+register(Case("case1354pegase_fixed+ramps+storage", "case1354pegase_fixed", fixups=(ramps_and_storage,),
               periods=(24,), tools=("nodalopt", "pypsa"), resolve=True, quick=True, buses=1354))
 
 
@@ -213,6 +198,46 @@ def _register_pglib() -> None:
 
 
 _register_pglib()
+
+
+# ------------------------------------------------------ cases of the other benchmark scripts
+#: transmission network of the T&D benchmarks (``td_scale``, ``admm_scale``, ``admm_run``, ``--td``)
+TD_TRANSMISSION = "case118_200mva"
+#: the case ``batch_throughput`` saves as pandapower JSON and copies
+BATCH_CASE = "case300"
+#: the case of ``carbon_overhead`` (24 hours, synthetic emission factors)
+CARBON_CASE = "case1354pegase_fixed"
+#: the synthetic LinDistFlow QP batch of ``qp_kernel`` (``qp_kernel.feeder_batch``; no network behind it)
+QP_KERNEL_BATCH: dict[str, int] = {"K": 200, "buses": 24, "hours": 24, "storage": 4, "seed": 0}
+#: untimed warm-up solve of each worker: built-in cases / PGLib cases (no pandapower import)
+WARMUP_CASE, WARMUP_PGLIB = "case9", "pglib_opf_case5_pjm"
+
+
+def load(name: str) -> Any:
+    """A case by name: a :data:`CASES` entry (fix-ups applied) or anything :func:`nodalopt.load_case` knows."""
+    if name in CASES:
+        return CASES[name].load()
+    from nodalopt import load_case
+
+    return load_case(name)
+
+
+def td_feeder(battery: bool = True) -> Any:
+    """The feeder of the T&D benchmarks: ``nodalopt.distribution.examples.case33bw_der``."""
+    from nodalopt.distribution.examples import case33bw_der
+
+    return case33bw_der(battery=battery)
+
+
+def td_network(n: int, evs: bool = True, prefix: str = "f") -> Any:
+    """:data:`TD_TRANSMISSION` + ``n`` :func:`td_feeder` copies placed by ``spread_feeders``, each with the
+    demo EV fleet (``ev_fleet()``) when ``evs``."""
+    from nodalopt.distribution import TDNetwork
+    from nodalopt.distribution.examples import ev_fleet, spread_feeders
+
+    td = TDNetwork(load(TD_TRANSMISSION))
+    spread_feeders(td, td_feeder(), n, prefix=prefix, evs=ev_fleet() if evs else None)
+    return td
 
 
 def select(names: list[str] | None, quick: bool) -> list[Case]:
@@ -259,5 +284,6 @@ def describe_profiles() -> str:
             f"seeded +-2 % wiggle (default_rng({SEED + 1})).")
 
 
-__all__ = ["Case", "CASES", "register", "select", "load_shape", "resolve_shape", "fixup_docs",
-           "describe_profiles"]
+__all__ = ["Case", "CASES", "register", "select", "load_shape", "resolve_shape", "fixup_docs", "source_fixups",
+           "describe_profiles", "load", "td_feeder", "td_network", "TD_TRANSMISSION", "BATCH_CASE", "CARBON_CASE",
+           "WARMUP_CASE", "WARMUP_PGLIB", "QP_KERNEL_BATCH"]

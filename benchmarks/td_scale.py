@@ -34,12 +34,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from benchmarks.registry import TD_TRANSMISSION, load, td_feeder
 from benchmarks.runner import git_state
 from benchmarks.subproc import supervise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
-CASE = "case118_200mva"
+CASE = TD_TRANSMISSION
 N_BUSES = 40
 DEFAULT_SIZES = (20, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 
@@ -90,14 +91,12 @@ def place(n: int) -> tuple[list[int], list[bool], float]:
     """(bus, replace) of each of ``n`` copies, round-robin over the 40 largest-load buses."""
     import numpy as np
 
-    import nodalopt
-    from nodalopt.distribution.examples import case33bw_der
     from nodalopt.distribution.td import TDNetwork
 
-    tn = TDNetwork(nodalopt.load_case(CASE)).transmission
+    tn = TDNetwork(load(CASE)).transmission
     bus_load = np.bincount(tn.load_node, weights=tn.load_p, minlength=tn.n_node)[tn.bus_node]
     order = np.argsort(-bus_load, kind="stable")[:N_BUSES]
-    f = case33bw_der()
+    f = td_feeder()
     feeder_mw = float(f.load.p_mw.sum())  # fixed + shiftable load: what replace=True takes off the bus
     left = {int(tn.bus_ids[k]): float(bus_load[k]) for k in order}
     buses, repl = [], []
@@ -121,15 +120,14 @@ def child(n: int, hours: int, out: Path, dlmp: bool) -> None:
         import numpy as np
         import xarray as xr
 
-        import nodalopt
         from nodalopt.distribution import TDOPF, TDNetwork
-        from nodalopt.distribution.examples import case33bw_der, ev_fleet
+        from nodalopt.distribution.examples import ev_fleet
 
         tm = _instrument()
         buses, repl, feeder_mw = place(n)
         t0 = time.perf_counter()
-        td = TDNetwork(nodalopt.load_case(CASE))
-        f, ev = case33bw_der(), ev_fleet()
+        td = TDNetwork(load(CASE))
+        f, ev = td_feeder(), ev_fleet()
         for i in range(n):
             td.add_feeder(f"f{i}", f, at_bus=buses[i], evs=ev, replace=repl[i])
         t1 = time.perf_counter()

@@ -189,14 +189,9 @@ def warm_up(tool: str, case: Any) -> None:
     pandapower's case9 for the built-in cases; PGLib's case5_pjm for PGLib cases
     (so their processes need not import pandapower).
     """
-    if case.group == "pglib":
-        from nodalopt import load_case
+    from benchmarks.registry import WARMUP_CASE, WARMUP_PGLIB, load
 
-        net: Any = load_case("pglib_opf_case5_pjm")
-    else:
-        import pandapower.networks as pn
-
-        net = pn.case9()
+    net: Any = load(WARMUP_PGLIB if case.group == "pglib" else WARMUP_CASE)
     if tool == "nodalopt":
         import nodalopt
 

@@ -7,12 +7,15 @@ a node mixes perfectly, so the node's intensity ``w_n`` (tCO2/MWh) satisfies
     w_n * P_n = sum_{g at n} ef_g * p_g+  +  sum_{branches l into n} w_{upstream(l)} * |flow_l|
 
 where ``P_n`` is the node's gross inflow: positive injections (generation, storage
-discharge) plus the flows arriving on branches.  Negative injections
-(controllable loads, i.e. negative ``p``, and storage charging) are consumption,
-like fixed loads.  Storage discharge is a zero-emission source (the carbon of the
-energy when it was charged is not carried over in time).  A node whose
-outflow exceeds its recorded inflow (a fixed negative demand, e.g. a fixed
-generator booked as negative load) gets the difference as a zero-emission source.
+discharge) plus the flows arriving on branches.  A unit emits only when it
+generates (``ef * max(p, 0)``): negative injections (an ext_grid exporting to the
+upstream grid, controllable loads, any unit below 0 MW, storage charging) are
+consumption at the node's intensity, like fixed loads, so that
+``sum_n w_n * consumption_n = sum_g ef_g max(p_g, 0)`` in every period.
+Storage discharge is a zero-emission source (the carbon of the energy when it
+was charged is not carried over in time).  A node whose outflow exceeds its
+recorded inflow (a fixed negative demand, e.g. a fixed generator booked as
+negative load) gets the difference as a zero-emission source.
 
 All periods are solved at once as one block-diagonal sparse system
 ``(diag(P) - F_in) w = E`` of size N*T; it is non-singular whenever the flow
@@ -32,7 +35,8 @@ from ..network.arrays import NetworkArrays
 
 
 def carbon_emission_flow(net: NetworkArrays, flow: np.ndarray, p: np.ndarray, ef: np.ndarray,
-                         storage_discharge: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         storage_discharge: np.ndarray | None = None,
+                         demand: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nodal carbon intensity and branch carbon flows by proportional sharing.
 
     Parameters
@@ -42,6 +46,12 @@ def carbon_emission_flow(net: NetworkArrays, flow: np.ndarray, p: np.ndarray, ef
     p : (G, T) MW injections (negative = consumption)
     ef : (G,) tCO2/MWh emission factors
     storage_discharge : (S, T) MW or None
+    demand : (N, T) MW or None
+        Fixed demand served at each node.  Where it is negative (fixed generation booked as
+        negative load) it is a zero-emission source that mixes with the node's other inflows,
+        so that a node which both absorbs power (a unit below 0 MW, storage charging) and has a
+        negative demand still conserves carbon.  Without it, a node's surplus of outflow over
+        recorded inflow is taken as that source (exact unless such a node also consumes).
 
     Returns
     -------
@@ -68,6 +78,8 @@ def carbon_emission_flow(net: NetworkArrays, flow: np.ndarray, p: np.ndarray, ef
     if storage_discharge is not None and net.n_storage:
         src_mw = src_mw + np.asarray(net.node_matrix(net.st_node) @
                                      np.maximum(np.asarray(storage_discharge, float).reshape(net.n_storage, T), 0))
+    if demand is not None:  # negative fixed demand: a zero-emission source at the node
+        src_mw = src_mw + np.maximum(-np.asarray(demand, dtype=float).reshape(N, T), 0.0)
     # directed flows: upstream / downstream node of each branch and period
     up = np.where(flow >= 0, net.br_f[:, None], net.br_t[:, None])  # (L, T)
     dn = np.where(flow >= 0, net.br_t[:, None], net.br_f[:, None])

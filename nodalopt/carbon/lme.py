@@ -1,6 +1,6 @@
 """Locational marginal emissions (LME) by implicit differentiation of the DC-OPF optimum.
 
-``lme[n, t]`` is the change in system emissions ``dt * sum_t' sum_g ef_g p_gt'`` per
+``lme[n, t]`` is the change in system emissions ``dt * sum_t' sum_g ef_g max(p_gt', 0)`` per
 extra MWh of demand at node ``n`` in period ``t`` (tCO2/MWh), with the optimal
 active set held fixed.  Because the whole horizon is one optimisation, the
 response includes storage re-scheduling, ramp-coupled units and every other
@@ -44,12 +44,17 @@ Weakly active constraints are released, and then for node ``n`` in period ``t``:
 2. *Weakly active constraint moved*: every response ``dx`` to the perturbation
    changes a released weakly-active constraint.  One side of the perturbation
    would activate it, the other not.
-3. *Non-unique dispatch with emission consequences* (``null(H) ∩ null(A)``,
+3. *Emitting unit at zero output that may go negative* (an ext_grid, a unit with
+   ``min_p_mw < 0``): a unit emits only when it generates, so its emissions
+   ``ef max(p, 0)`` have slope ``ef`` above 0 and 0 below; where the
+   perturbation moves such a unit from ``p = 0`` the derivative is one-sided.
+   (Away from 0 the gradient is ``ef`` for ``p > 0`` and 0 for ``p < 0``.)
+4. *Non-unique dispatch with emission consequences* (``null(H) ∩ null(A)``,
    e.g. two units with equal linear cost at a node): the emission gradient
    has a component along a cost-neutral re-dispatch direction and every
    response to the perturbation moves the units involved.
 
-Tests 1-3 use an eigen-decomposition of each (equilibrated) block; eigenvalues
+Tests 1-4 use an eigen-decomposition of each (equilibrated) block; eigenvalues
 below 1e-9 of the largest are null, and a demand direction "has a component" /
 "moves" when it exceeds 1e-6 (per MW of demand).  Constraints within ``near``
 (default 2e-3 MW) of their bound but outside ``atol`` are classified by their
@@ -99,6 +104,8 @@ class _QP:
     R: sp.csr_matrix  # (m, N*T) d(rhs)/d(demand)
     dirn: np.ndarray  # (m,) 0 equality, +1 "<=" row, -1 ">=" row (expected multiplier sign)
     strict: np.ndarray  # (m,) active within the strict tolerance (else only within ``near``)
+    kink: np.ndarray  # (n,) emitting columns at p = 0 that may go negative: emissions ef*max(p, 0) kink there
+    kink_cost: np.ndarray  # (n,) $/MWh jump of the marginal cost at that kink (a carbon price on max(p, 0))
 
 
 class _Rows:
@@ -157,7 +164,7 @@ def _sensitivities(state: SolvedState, rows: np.ndarray, kind: str) -> np.ndarra
 
 
 def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | float | None, atol: float,
-           rtol: float, near: float) -> _QP:
+           rtol: float, near: float, kink_cost: np.ndarray | None = None) -> _QP:
     net, dt = state.net, float(state.dt)
     G, T = state.p.shape
     N, S = net.n_node, net.n_storage
@@ -180,8 +187,12 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         off += E * T
 
     col_t = lambda a: np.broadcast_to(np.asarray(a, float)[:, None], (np.asarray(a).size, T))  # noqa: E731
-    block("p", state.p, state.pmin, state.pmax, col_t(2.0 * net.gen_c2), c1, col_t(ef),
+    # a unit emits only when it generates: the gradient of ef * max(p, 0) is 0 where p < 0
+    may_absorb = (ef[:, None] > 0) & ~(np.asarray(state.pmin) >= -atol)
+    g_p = np.where(may_absorb & (state.p < -atol), 0.0, col_t(ef))
+    block("p", state.p, state.pmin, state.pmax, col_t(2.0 * net.gen_c2), c1, g_p,
           np.zeros((G, T), bool), net.gen_node, 1.0)
+    kink_p = (may_absorb & (np.abs(state.p) <= atol)).ravel()
     if S and state.pc is not None and state.pd is not None and state.e is not None:
         zero = np.zeros((S, T))
         block("pc", state.pc, zero, col_t(net.st_p_charge), zero, zero, zero, col_t(net.st_p_charge <= 0),
@@ -323,7 +334,14 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
             pc_ = np.arange(G * T)
             rows.add(1, np.zeros(G * T, np.int64), pc_, dt * g[pc_], dirn=1.0, strict=bool(strict_cap))
     A, R, dirn, strict = rows.build(n)
-    return _QP(x=x, lb=lb, ub=ub, h=h, c=c, g=g, hard=hard, A=A, R=R, dirn=dirn, strict=strict)
+    kink = np.zeros(n, bool)
+    kink[cols["p"][0]:cols["p"][0] + kink_p.size] = kink_p
+    kcost = np.zeros(n)
+    if kink_cost is not None:
+        kc = np.broadcast_to(np.asarray(kink_cost, float).reshape(G, -1), (G, T)).ravel()
+        kcost[cols["p"][0]:cols["p"][0] + kc.size] = np.where(kink_p, kc, 0.0)
+    return _QP(x=x, lb=lb, ub=ub, h=h, c=c, g=g, hard=hard, A=A, R=R, dirn=dirn, strict=strict, kink=kink,
+               kink_cost=kcost)
 
 
 def _orth(m: np.ndarray) -> np.ndarray:
@@ -401,7 +419,8 @@ class _System:
 
 def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.ndarray | None = None,
                                   co2_cap: bool | float | None = None, atol: float = 1e-4, rtol: float = 1e-6,
-                                  near: float = 2e-3) -> tuple[np.ndarray, np.ndarray]:
+                                  near: float = 2e-3,
+                                  kink_cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Marginal change in system emissions per MWh of extra demand at each node and period.
 
     Parameters
@@ -425,6 +444,12 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
         multiplier comes out zero is weakly active and flags every LME.
     atol, rtol : float
         Activity tolerances (MW, relative), as in :mod:`nodalopt.dcopf.degeneracy`.
+    kink_cost : (G,) or (G, T) array, optional
+        $/MWh: a carbon price paid on ``max(p, 0)`` only, by units that may go negative
+        (``carbon price x ef``).  Such a unit at ``p = 0`` (within ``atol``) sits on a kink of its
+        cost: it is held there while its balance multiplier lies strictly between the cost on
+        the absorbing side (``c1``, which must then exclude this adder) and the cost on the
+        generating side (``c1 + kink_cost``); at either end it is weakly held and flags the LME.
     near : float
         MW: constraints within ``near`` of their bound (but outside ``atol``) are
         candidates too.  An interior-point solver leaves a *weakly* active
@@ -446,14 +471,15 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
         raise InputError(f"locational_marginal_emissions: need {G} finite emission factors, got {ef.size}.")
     c1v = np.asarray(net.gen_c1 if c1 is None else c1, dtype=float)
     c1v = np.broadcast_to(c1v[:, None] if c1v.ndim == 1 else c1v, (G, T))
-    qp = _build(state, ef, c1v, co2_cap, atol, rtol, near)
+    qp = _build(state, ef, c1v, co2_cap, atol, rtol, near, kink_cost)
     with np.errstate(invalid="ignore"):
         d_lb, d_ub = qp.x - qp.lb, qp.ub - qp.x  # inf where unbounded
         s_lb = np.isfinite(qp.lb) & (d_lb <= atol + rtol * np.abs(qp.lb))
         s_ub = np.isfinite(qp.ub) & (d_ub <= atol + rtol * np.abs(qp.ub)) & ~s_lb
         n_lb = ~s_lb & ~s_ub & (d_lb <= near)
         n_ub = ~s_lb & ~s_ub & ~n_lb & (d_ub <= near)
-    strict_v, near_v = (s_lb | s_ub) & ~qp.hard, (n_lb | n_ub) & ~qp.hard
+    held = qp.kink & (qp.kink_cost > 0)  # on a cost kink at p = 0: held like a bound
+    strict_v, near_v = ((s_lb | s_ub) & ~qp.hard) | held, (n_lb | n_ub) & ~qp.hard & ~held
     expect_v = np.where(s_lb | n_lb, 1.0, -1.0)  # sign of the bound multiplier (reduced cost)
     lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
     tol_rc, tol_near = 1e-6 * lam_scale, 1e-4 * lam_scale
@@ -474,7 +500,8 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
         warnings.warn(f"locational_marginal_emissions: the solution is not stationary for the given linear "
                       f"costs (residual {resid:.3g} $/MWh); pass c1= the costs used in the solve (with any "
                       "carbon adder). Uniqueness flags may be wrong.", RuntimeWarning, stacklevel=2)
-    weak_col = (strict_v & (np.abs(rc) <= tol_rc)) | (near_v & (np.abs(rc) <= tol_near))
+    weak_col = (strict_v & (np.abs(rc) <= tol_rc)) | (near_v & (np.abs(rc) <= tol_near)) \
+        | (held & (np.abs(rc + qp.kink_cost) <= tol_rc))
     fixed = qp.hard | (strict_v & ~weak_col) | (near_v & ~weak_col & (rc * expect_v > 0))
     ineq = qp.dirn != 0
     row_scale = np.asarray(abs(qp.A).max(axis=1).todense()).ravel() if qp.A.shape[0] else np.zeros(0)
@@ -492,7 +519,9 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
     lme = np.zeros(N * T)
     bad = np.zeros(N * T, bool)
     # watch functionals: released weak columns and rows, plus units of ambiguous re-dispatch
-    watch_cols: list[np.ndarray] = [np.flatnonzero(weak_col)]
+    # (a unit that may absorb, sitting at p = 0, and moved by the perturbation: emissions ef * max(p, 0)
+    # have different slopes on the two sides)
+    watch_cols: list[np.ndarray] = [np.flatnonzero(weak_col | (qp.kink & ~fixed))]
     watch_rows = np.flatnonzero(weak_row)
     blocks = sys_w.blocks
     gproj_supp: list[np.ndarray] = []

@@ -24,6 +24,7 @@ from ..errors import InfeasibleError, InputError, SolverError, UnboundedError
 from ..log import get_logger, progress_bar
 from ..network import compile_network
 from ..network.arrays import NetworkArrays
+from ..network.examples import fixed_variant_hint
 from ..results import build_dataset
 from . import carbon_terms as CT
 from . import formulation as F
@@ -189,13 +190,17 @@ class DCOPF:
         self.co2_cap = co2_cap
         self.ef = CT.resolve_factors(self.net, emission_factors,
                                      required=carbon_price is not None or co2_cap is not None)
+        self.absorb = CT.can_absorb(self.net, self.ef) if self.ef is not None else np.zeros(self.net.n_gen, bool)
         # Periods are solved one at a time (one compiled 1-period problem, re-solved with new
         # parameters) when nothing couples them: no storage, no ramp limits, no CO2 cap.  The
         # per-period problems need far fewer interior-point iterations than the joint one.
         self.coupled = self.T > 1 and (self.net.n_storage > 0 or co2_cap is not None
                                        or bool(np.isfinite(self.net.gen_ramp_up).any())
                                        or bool(np.isfinite(self.net.gen_ramp_down).any())
-                                       or self._extension_couples_periods())
+                                       or self._extension_couples_periods()
+                                       # a varying price on max(p, 0) is a constant of the compiled problem
+                                       or (self.carbon_price is not None and bool(self.absorb.any())
+                                           and bool(np.ptp(self.carbon_price) > 0)))
         self.T_model = self.T if (self.coupled or self.T == 1) else 1
         self._built = self._build(shed=voll is not None, elastic=False, T=self.T_model)
         self.build_s = time.perf_counter() - t0
@@ -229,11 +234,14 @@ class DCOPF:
                 *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T), *F.linear_cost(v, par)]
         cap = None
         if self.co2_cap is not None and self.ef is not None and not elastic:
-            cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap)
+            cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap, self.absorb)
             cons.append(cap)
         if ext is not None:
             cons += ext.constraints()
         obj = F.objective(net, v, par, T, dt, self.voll, ELASTIC_PENALTY if elastic else None)
+        if self.carbon_price is not None and self.ef is not None:
+            absorb_cost = CT.absorb_carbon_cost(v.p, self.ef, self.absorb, self.carbon_price[:T], dt)
+            obj = obj if absorb_cost is None else obj + absorb_cost
         if ext is not None and ext.objective is not None:
             obj = obj + ext.objective
         # Objective and every row scaled by the same factor (duals and values unchanged, see
@@ -276,7 +284,8 @@ class DCOPF:
         """Linear cost per injector and period ($/MWh), carbon price adders included."""
         c1 = np.repeat(self.net.gen_c1[:, None], self.T, axis=1)
         if self.carbon_price is not None and self.ef is not None:
-            c1 = c1 + self.ef[:, None] * self.carbon_price[None, :]
+            # units that may absorb pay it on max(p, 0) (CT.absorb_carbon_cost), not here
+            c1 = c1 + np.where(self.absorb, 0.0, self.ef)[:, None] * self.carbon_price[None, :]
         return c1
 
     def _set_parameters(self, b: _Built, series: prof.Series, t0: int = 0) -> None:
@@ -291,6 +300,8 @@ class DCOPF:
         if b.par.pmax is not None:
             b.par.pmax.value = series.gen_pmax[b.par.hi_idx, sl]
         b.par.c1.value = self._c1()[:, sl]
+        if self.ef is not None and (self.carbon_price is not None or self.co2_cap is not None):
+            CT.check_absorb(series.gen_pmin[:, sl], self.ef, self.absorb, self.net.gen_names)
         for name, lim in self._limit_values(b).items():
             getattr(b.par, name).value = lim
         if b.ext is not None:
@@ -311,7 +322,10 @@ class DCOPF:
                 raw, solve_s = self._solve_screened(series)
             else:
                 raw, solve_s = self._solve_all(series)
-        except InfeasibleError:
+        except InfeasibleError as exc:
+            hint = fixed_variant_hint(self.net.name)  # a shipped case known to be infeasible as is
+            if hint:
+                raise InfeasibleError(f"{exc} {hint}", shortfall=exc.shortfall) from None
             raise
         except SolverError as exc:
             if self._built.T == T:
@@ -580,6 +594,15 @@ class DCOPF:
             short = [(int(bus_of_node[n]) if bus_of_node[n] >= 0 else f"node:{n}", int(t),
                       float(net_mw[n, t])) for n, t in zip(nodes[order], ts[order], strict=True)]
         extra = self._elastic_report(el) if status == cp.OPTIMAL else []
+        if not short and not extra and self.co2_cap is not None and self.ef is not None:
+            # feasible without the cap (the elastic model leaves it out): is the cap reachable at all?
+            lowest = CT.lowest_emissions(self, series)
+            if lowest is not None and lowest > self.co2_cap + 1e-6 * max(1.0, self.co2_cap):
+                raise InfeasibleError(
+                    f"{self.net.name}: the CO2 cap of {self.co2_cap:.6g} tCO2 is infeasible: the lowest "
+                    f"emissions any feasible dispatch reaches are {lowest:.6g} tCO2 over the "
+                    f"{self.T}-period horizon (minimizing emissions under the same network, generator, "
+                    "storage and ramp constraints). Raise the cap to at least that, or use carbon_price.")
         if not short and not extra and otherwise is not None:
             return
         note = f" ({self.solver} itself reported '{otherwise.status}')" if otherwise is not None else ""
