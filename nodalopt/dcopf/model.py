@@ -113,13 +113,15 @@ class _Raw:
     e: np.ndarray | None
     objective: float
     cap_dual: float | None
+    dc: np.ndarray | None = None  # (D, T) MW withdrawn at the from bus of each DC link
 
 
 def _stack(parts: list[_Raw]) -> _Raw:
     """Per-period results side by side along time (only for uncoupled periods: no storage, no cap)."""
     cat = lambda f: np.concatenate([getattr(r, f) for r in parts], axis=1)  # noqa: E731
     return _Raw(lam=cat("lam"), mu=cat("mu"), nu=cat("nu"), theta=cat("theta"), p=cat("p"), shed=cat("shed"),
-                pc=None, pd=None, e=None, objective=float(sum(r.objective for r in parts)), cap_dual=None)
+                pc=None, pd=None, e=None, objective=float(sum(r.objective for r in parts)), cap_dual=None,
+                dc=cat("dc") if parts[0].dc is not None else None)
 
 
 class DCOPF:
@@ -144,6 +146,13 @@ class DCOPF:
         Branch susceptance convention (see :func:`nodalopt.network.from_pandapower`).
     start : str or Timestamp
         Start of the first period when the profiles carry no time index.
+    strict : bool
+        pandapower nets: refuse (``InputError``) the values pandapower fills in (missing cost
+        rows, NaN limits, ...) instead of following its rules and reporting them in
+        ``attrs["pandapower_defaults"]``.
+    curtail_sgen : bool
+        pandapower nets: treat non-controllable sgens as curtailable renewables (available up
+        to ``p_mw``) instead of holding them at ``p_mw`` as pandapower does.
     """
 
     def __init__(self, network: Any, *, hours: int | None = None, period_hours: float = 1.0,
@@ -151,7 +160,8 @@ class DCOPF:
                  solver_options: Mapping[str, Any] | None = None, dc_model: str = "pandapower",
                  start: Any = "2030-01-01", demo_profiles: bool | None = None,
                  carbon_price: Any = None, co2_cap: float | None = None,
-                 emission_factors: Any = "network", screening: bool = True) -> None:
+                 emission_factors: Any = "network", screening: bool = True, strict: bool = False,
+                 curtail_sgen: bool = False) -> None:
         t0 = time.perf_counter()
         if not (isinstance(period_hours, int | float) and np.isfinite(period_hours) and period_hours > 0):
             raise InputError(f"period_hours must be a positive number of hours, got {period_hours!r}.")
@@ -162,7 +172,11 @@ class DCOPF:
         solver = solver.upper()
         if solver not in cp.installed_solvers():
             raise InputError(f"solver {solver!r} is not installed; installed: {cp.installed_solvers()}.")
-        self.net: NetworkArrays = compile_network(network, dc_model=dc_model)
+        # pandapower nets: one period dispatches storage within its power limits, as rundcopp; a
+        # horizon tracks its energy
+        self.net: NetworkArrays = compile_network(
+            network, dc_model=dc_model, strict=strict, curtail_sgen=curtail_sgen,
+            storage="power" if int(hours or 1) == 1 else "horizon")
         if voll is not None and (self.net.load_p < 0).any():
             raise InputError("load shedding (voll) needs non-negative loads; negative p_mw at "
                              f"{self.net.load_names[self.net.load_p < 0][:5].tolist()}.")
@@ -213,7 +227,8 @@ class DCOPF:
         ang_rows, ang_cons = F.angle_limits(net, v, T)
         cons = [balance, *flow_cons, *ang_cons, *F.flow_definition(net, v, T), *F.generator_bounds(v, par),
                 *F.ramp_limits(net, v, par, T), *F.storage_constraints(net, v, T, dt),
-                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T), *F.linear_cost(v, par)]
+                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T), *F.linear_cost(v, par),
+                *F.dcline_bounds(net, v, T)]
         cap = None
         if self.co2_cap is not None and self.ef is not None and not elastic:
             cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap)
@@ -499,7 +514,8 @@ class DCOPF:
             shed=np.where(np.abs(shed) < 1e-7, 0.0, shed),
             pc=_val(v.pc) if v.pc is not None else None, pd=_val(v.pd) if v.pd is not None else None,
             e=_val(v.e) if v.e is not None else None, objective=float(b.problem.value),
-            cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None)
+            cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None,
+            dc=_val(v.dc) if v.dc is not None else None)
 
     def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True,
              plain: bool = False) -> tuple[str, float]:
@@ -604,11 +620,26 @@ class DCOPF:
                        decomposition_residual=prices.residual,
                        periods_solved_separately=int(self._built.T == 1 and T > 1)),
         )
+        if "pandapower_defaults" in net.meta:  # what pandapower's rules filled in (see from_pandapower)
+            ds.attrs["pandapower_defaults"] = "; ".join(str(d) for d in net.meta["pandapower_defaults"])  # type: ignore[attr-defined]
+        if raw.dc is not None:
+            ds = ds.assign(_dcline_results(net, raw.dc, timeidx))
         if self.ef is not None:
             cap_price = raw.cap_dual or 0.0
             price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
             ds = CT.add_carbon(ds, state, self.ef, price, raw.cap_dual, c1=self._c1())
         return ds
+
+
+def _dcline_results(net: NetworkArrays, dc: np.ndarray, timeidx: pd.DatetimeIndex) -> dict[str, xr.DataArray]:
+    """``p_dcline`` (MW withdrawn at the from bus), ``p_dcline_to`` (MW delivered at the to bus) and
+    ``dcline_loss`` (MW) on a ``dcline`` coordinate; pandapower's ``res_dcline`` has ``p_from_mw = p_dcline``,
+    ``p_to_mw = -p_dcline_to``, ``pl_mw = dcline_loss``."""
+    to = net.dc_eff[:, None] * dc - net.dc_loss[:, None]
+    coords = {"time": timeidx, "dcline": np.asarray(net.dc_names, dtype=str)}
+    da = lambda x, units: xr.DataArray(x.T, dims=("time", "dcline"), coords=coords,  # noqa: E731
+                                       attrs={"units": units})
+    return {"p_dcline": da(dc, "MW"), "p_dcline_to": da(to, "MW"), "dcline_loss": da(dc - to, "MW")}
 
 
 def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
