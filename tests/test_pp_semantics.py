@@ -1,0 +1,556 @@
+"""pandapower's own DC-OPF semantics, exactly (issue 12, point 1).
+
+``nodalopt.solve(net)`` must do what ``pandapower.rundcopp(net)`` does for every element kind
+and flag its DC OPF reads.  The nets below are rebuilt from pandapower's own OPF test suite
+(``pandapower/test/opf``: test_basic, test_costs_pwl / _mixed / _pol, test_opf_cigre,
+test_oberrhein, test_curtailment, test_dcline; the AC ``runopp`` calls there become
+``rundcopp`` here), then the PGLib cases through ``pandapower.converter.from_mpc`` and the
+built-in ``pandapower.networks.case*``.  Reference: ``rundcopp`` (PYPOWER, interior point).
+Agreement: objective within 1e-6 relative (of max(1, |objective|) $/h: pandapower's test nets
+dispatch 0.02 MW for objectives of 1e-3 $/h), LMPs within 1e-3 $/MWh at the buses
+``lmp_unique`` marks, dispatch within 1e-3 MW where it is unique.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandapower as pp
+import pandapower.networks as pn
+import pytest
+
+import nodalopt
+from nodalopt.network import pglib_dir
+from nodalopt.network.pandapower import PandapowerDefaultsWarning
+
+OBJ_RTOL, LMP_ATOL, P_ATOL = 1e-6, 1e-3, 1e-3
+
+
+# ----------------------------------------------------------------------------- reference
+def rundcopp(net):
+    """``pp.rundcopp`` on a copy (None when it does not converge)."""
+    ref = copy.deepcopy(net)
+    logging.getLogger("pandapower").setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pp.rundcopp(ref)
+    except (pp.OPFNotConverged, ValueError, KeyError, IndexError, UserWarning):
+        return None
+    return ref if ref.OPF_converged else None
+
+
+def ref_injections(ref) -> dict[str, float]:
+    """MW injected by each OPF element in ``ref`` (loads and storage: minus their power)."""
+    out: dict[str, float] = {}
+    for table, sign in (("ext_grid", 1.0), ("gen", 1.0), ("sgen", 1.0), ("load", -1.0), ("storage", -1.0)):
+        res = ref[f"res_{table}"]
+        for i in ref[table].index[ref[table].in_service.astype(bool)]:
+            out[f"{table}:{i}"] = sign * float(res.p_mw.at[i])
+    return out
+
+
+def solve(net, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PandapowerDefaultsWarning)
+        return nodalopt.solve(net, **kw)
+
+
+def agreement(net, ref=None, **kw) -> dict[str, object]:
+    """Compare nodalopt with rundcopp; returns the worst differences (and raises nothing)."""
+    ref = ref if ref is not None else rundcopp(net)
+    assert ref is not None, "rundcopp must solve the reference net"
+    ds = solve(net, **kw)
+    obj, ref_obj = float(ds.attrs["objective"]), float(ref.res_cost)
+    u = ds.lmp_unique.values[0]
+    lam = ref.res_bus.lam_p.loc[ds.bus.values].to_numpy()
+    lmp_err = float(np.max(np.abs(ds.lmp.values[0][u] - lam[u]), initial=0.0))
+    # dispatch where unique: a unit whose marginal cost differs from its bus price sits at a bound
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PandapowerDefaultsWarning)
+        arr = nodalopt.compile_network(net, storage="power", curtail_sgen=kw.get("curtail_sgen", False))
+    ref_p = ref_injections(ref)
+    p = ds.p_gen.values[0]
+    names = [str(g) for g in ds.gen.values]
+    lmp_node = np.full(arr.n_node, np.nan)
+    lmp_node[arr.bus_node] = ds.lmp.sel(bus=arr.bus_ids).values[0]
+    mc = arr.gen_c1 + 2 * arr.gen_c2 * p
+    no_pwl = ~np.isin(np.arange(arr.n_gen), arr.pwl_gen)
+    unique_p = (arr.gen_c2 > 0) | (no_pwl & (np.abs(mc - lmp_node[arr.gen_node]) > 1e-3))
+    unique_p |= arr.gen_pmin == arr.gen_pmax
+    p_err = max((abs(p[k] - ref_p[names[k]]) for k in np.flatnonzero(unique_p) if names[k] in ref_p),
+                default=0.0)
+    dc_err = 0.0
+    if "p_dcline" in ds:  # unique where the link's value (eff * price_to - price_from - cost) is not 0
+        value = arr.dc_eff * lmp_node[arr.dc_t] - lmp_node[arr.dc_f] - arr.dc_c1
+        diff = np.abs(ds.p_dcline.values[0] - ref.res_dcline.p_from_mw.loc[
+            [int(str(n).split(":")[1]) for n in ds.dcline.values]].to_numpy())
+        dc_err = float(np.max(diff[np.abs(value) > 1e-3], initial=0.0))
+    return dict(obj=obj, ref_obj=ref_obj, obj_rel=abs(obj - ref_obj) / max(1.0, abs(ref_obj)), lmp_err=lmp_err, p_err=p_err, dc_err=dc_err, n_unique=int(u.sum()),
+                ds=ds, ref=ref)
+
+
+def assert_agrees(net, ref=None, dispatch: bool = True, **kw):
+    a = agreement(net, ref, **kw)
+    assert a["obj_rel"] <= OBJ_RTOL, f"objective {a['obj']} vs rundcopp {a['ref_obj']}"
+    assert a["lmp_err"] <= LMP_ATOL, f"LMPs differ by {a['lmp_err']} $/MWh"
+    assert a["n_unique"] > 0
+    if dispatch:
+        assert a["p_err"] <= P_ATOL, f"dispatch differs by {a['p_err']} MW"
+        assert a["dc_err"] <= P_ATOL, f"dcline flow differs by {a['dc_err']} MW"
+    return a
+
+
+# -------------------------------------------------- nets of pandapower/test/opf (rebuilt)
+def _two_bus(line_loading: float = 100 * 690):
+    net = pp.create_empty_network()
+    pp.create_bus(net, max_vm_pu=1.05, min_vm_pu=0.95, vn_kv=10.)
+    pp.create_bus(net, max_vm_pu=1.05, min_vm_pu=0.95, vn_kv=.4)
+    pp.create_line_from_parameters(net, 0, 1, 50, name="line2", r_ohm_per_km=0.876, c_nf_per_km=260.0,
+                                   max_i_ka=0.123, x_ohm_per_km=0.1159876, max_loading_percent=line_loading)
+    return net
+
+
+def basic_simplest_grid():  # test_basic.simplest_grid: ext_grid without limits and without cost
+    net = _two_bus(100)
+    pp.create_gen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.005,
+                  min_q_mvar=-0.005)
+    pp.create_ext_grid(net, 0)
+    pp.create_load(net, 1, p_mw=0.02, controllable=False)
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=0.1)
+    return net
+
+
+def basic_simplest_dispatch():
+    net = _two_bus()
+    pp.create_gen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.150, max_q_mvar=0.05,
+                  min_q_mvar=-0.05)
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=100)
+    pp.create_ext_grid(net, 0)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=101)
+    pp.create_load(net, 1, p_mw=0.02, controllable=False)
+    return net
+
+
+def basic_3w_trafo():  # test_basic.net_3w_trafo_opf: fixed gens, fixed sgen, no cost rows at all
+    net = pp.create_empty_network()
+    b1, b2, b3, b4, b5 = (pp.create_bus(net, vn_kv=v) for v in (220., 110., 110., 110., 110.))
+    pp.create_bus(net, vn_kv=110., in_service=False)
+    pp.create_transformer3w_from_parameters(
+        net, b1, b2, b5, vn_hv_kv=220, vn_mv_kv=110, vn_lv_kv=110, vk_hv_percent=10., vk_mv_percent=10.,
+        vk_lv_percent=10., vkr_hv_percent=0.5, vkr_mv_percent=0.5, vkr_lv_percent=0.5, pfe_kw=100,
+        i0_percent=0.1, shift_mv_degree=0, shift_lv_degree=0, sn_hv_mva=100, sn_mv_mva=50, sn_lv_mva=50)
+    for f, t, km in ((b2, b3, 70.), (b3, b4, 50.), (b4, b2, 40.), (b4, b5, 30.)):
+        pp.create_line(net, f, t, length_km=km, std_type="149-AL1/24-ST1A 110.0")
+    pp.create_load(net, b2, p_mw=60, controllable=False)
+    pp.create_load(net, b3, p_mw=70, controllable=False)
+    pp.create_sgen(net, b3, p_mw=10, controllable=False)
+    # min_p_mw=0 in pandapower's AC test; the fixed gens and sgen (170 MW) exceed the 130 MW load, so the
+    # DC OPF is infeasible (rundcopp and nodalopt alike) unless the ext_grid can absorb the surplus
+    pp.create_ext_grid(net, b1, min_p_mw=-1000, max_p_mw=1000, max_q_mvar=0.01, min_q_mvar=0)
+    pp.create_gen(net, b3, p_mw=80, min_p_mw=0, max_p_mw=80, vm_pu=1.01)
+    pp.create_gen(net, b4, p_mw=80, min_p_mw=0, max_p_mw=80, vm_pu=1.01)
+    net.gen["controllable"] = False
+    return net
+
+
+def _simple_opf_test_net():
+    net = _two_bus(100)
+    pp.create_gen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.05,
+                  min_q_mvar=-.005)
+    pp.create_ext_grid(net, 0)
+    pp.create_load(net, 1, p_mw=0.020, controllable=False)
+    return net
+
+
+def basic_dcopf_poly():
+    net = _simple_opf_test_net()
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=100)
+    return net
+
+
+def basic_dcopf_pwl():
+    net = _simple_opf_test_net()
+    pp.create_pwl_cost(net, 0, "gen", [[0, 100, 100], [100, 200, 100]])
+    pp.create_pwl_cost(net, 0, "ext_grid", [[0, 100, 0], [100, 200, 0]])
+    return net
+
+
+def basic_varying_max_line_loading():  # two rated lines behind a transformer
+    net = pp.create_empty_network()
+    for v in (10., .4, .4, .4):
+        pp.create_bus(net, max_vm_pu=1.5, min_vm_pu=0.5, vn_kv=v)
+    # shift_degree=150 in pandapower's test: rundcopp does not converge with it (nodalopt solves it)
+    pp.create_transformer_from_parameters(
+        net, 0, 1, vk_percent=3.75, tap_max=2, vn_lv_kv=0.4, shift_degree=0, tap_neutral=0, vn_hv_kv=10.0,
+        vkr_percent=2.8125, tap_pos=0, tap_side="hv", tap_min=-2, tap_step_percent=2.5, i0_percent=0.68751,
+        sn_mva=0.016, pfe_kw=0.11, max_loading_percent=800, tap_changer_type="Ratio")
+    pp.create_sgen(net, 3, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_sgen(net, 2, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_poly_cost(net, 0, "sgen", cp1_eur_per_mw=10)
+    pp.create_poly_cost(net, 1, "sgen", cp1_eur_per_mw=10)
+    pp.create_ext_grid(net, 0)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=.1)
+    pp.create_line_from_parameters(net, 1, 2, 1, name="line1", r_ohm_per_km=0.876, c_nf_per_km=260.0,
+                                   max_i_ka=0.200, x_ohm_per_km=0.1159876, max_loading_percent=20)
+    pp.create_line_from_parameters(net, 1, 3, 1, name="line2", r_ohm_per_km=0.876, c_nf_per_km=260.0,
+                                   max_i_ka=0.100, x_ohm_per_km=0.1159876, max_loading_percent=10)
+    return net
+
+
+def _storage_net():
+    net = pp.create_empty_network()
+    b1 = pp.create_bus(net, vn_kv=0.4, max_vm_pu=1.1, min_vm_pu=0.9)
+    b2 = pp.create_bus(net, vn_kv=0.4, max_vm_pu=1.1, min_vm_pu=0.9)
+    pp.create_line(net, b1, b2, length_km=5, std_type="NAYY 4x50 SE", max_loading_percent=100)
+    pp.create_ext_grid(net, b2)
+    pp.create_load(net, b1, p_mw=0.0075, controllable=False)
+    pp.create_sgen(net, b1, p_mw=0.025, controllable=True, min_p_mw=0.01, max_p_mw=0.025, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_storage(net, b1, p_mw=-.0025, max_e_mwh=50, controllable=True, max_p_mw=0, min_p_mw=-0.025,
+                      max_q_mvar=0.025, min_q_mvar=-0.025)  # soc_percent: pandapower's default NaN
+    pp.create_sgen(net, b1, p_mw=0.025, controllable=True, min_p_mw=0, max_p_mw=0.025, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_load(net, b1, p_mw=0.025, controllable=True, max_p_mw=0.025, min_p_mw=0, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=3)
+    pp.create_poly_cost(net, 0, "sgen", cp1_eur_per_mw=2)
+    pp.create_poly_cost(net, 0, "storage", cp1_eur_per_mw=-1)
+    pp.create_poly_cost(net, 1, "sgen", cp1_eur_per_mw=1)
+    pp.create_poly_cost(net, 1, "load", cp1_eur_per_mw=-3)
+    return net
+
+
+def basic_storage_as_generator():  # test_storage_opf, first stage: storage discharging (p_mw < 0)
+    net = _storage_net()
+    net.storage.loc[0, "p_mw"] = -0.025
+    net.sgen.loc[1, "in_service"] = False
+    net.load.loc[1, "in_service"] = False
+    return net
+
+
+def basic_storage_as_load():  # test_storage_opf, third stage: storage charging, cost like the sgen's
+    net = _storage_net()
+    net.storage.loc[0, ["p_mw", "max_p_mw", "min_p_mw"]] = 0.025, 0.025, 0.0
+    net.poly_cost.loc[2, "cp1_eur_per_mw"] = net.poly_cost.cp1_eur_per_mw.iloc[4]
+    net.sgen.loc[1, "in_service"] = False
+    net.load.loc[1, "in_service"] = False
+    return net
+
+
+def basic_in_service_controllables():
+    net = pp.create_empty_network()
+    b1 = pp.create_bus(net, vn_kv=0.4, max_vm_pu=1.1, min_vm_pu=0.9)
+    b2 = pp.create_bus(net, vn_kv=0.4, max_vm_pu=1.1, min_vm_pu=0.9)
+    pp.create_line(net, b1, b2, length_km=5, std_type="NAYY 4x50 SE", max_loading_percent=100)
+    pp.create_ext_grid(net, b2)
+    pp.create_load(net, b1, p_mw=7.5, controllable=True, max_p_mw=0.010, min_p_mw=0, max_q_mvar=2.5,
+                   min_q_mvar=-2.5)
+    pp.create_sgen(net, b1, p_mw=0.025, controllable=True, min_p_mw=0.01, max_p_mw=0.025, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_sgen(net, b1, p_mw=0.025, controllable=True, min_p_mw=0, max_p_mw=0.025, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_load(net, b1, p_mw=0.025, controllable=True, max_p_mw=0.0025, min_p_mw=0, max_q_mvar=2.5,
+                   min_q_mvar=-2.5)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=3)
+    pp.create_poly_cost(net, 0, "load", cp1_eur_per_mw=-1)
+    pp.create_poly_cost(net, 0, "sgen", cp1_eur_per_mw=2)
+    pp.create_poly_cost(net, 1, "sgen", cp1_eur_per_mw=1)
+    pp.create_poly_cost(net, 1, "load", cp1_eur_per_mw=-1)
+    net.sgen.loc[1, "in_service"] = False
+    net.load.loc[1, "in_service"] = False
+    return net
+
+
+def basic_no_controllables():  # a fixed gen with a cost row; a cost row on a fixed load (ignored)
+    net = _simple_opf_test_net()
+    net.gen["controllable"] = False
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=-2)
+    pp.create_poly_cost(net, 0, "load", cp1_eur_per_mw=1)
+    net.gen.loc[:, "p_mw"] = 0.149
+    return net
+
+
+def basic_no_controllables_vs_pf():  # cost rows on a non-controllable load and sgen (ignored)
+    net = pp.create_empty_network()
+    b1 = pp.create_bus(net, vn_kv=0.4, max_vm_pu=1.3, min_vm_pu=0.9)
+    b2 = pp.create_bus(net, vn_kv=0.4, max_vm_pu=1.3, min_vm_pu=0.9)
+    pp.create_line(net, b1, b2, length_km=5, std_type="NAYY 4x50 SE", max_loading_percent=100)
+    pp.create_ext_grid(net, b2)
+    pp.create_load(net, b1, p_mw=.0075, controllable=False)
+    pp.create_sgen(net, b1, p_mw=0.025, controllable=False, min_p_mw=0.01, max_p_mw=0.025, max_q_mvar=0.025,
+                   min_q_mvar=-0.025)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=3)
+    pp.create_poly_cost(net, 0, "load", cp1_eur_per_mw=-3)
+    pp.create_poly_cost(net, 0, "sgen", cp1_eur_per_mw=2)
+    return net
+
+
+def _four_bus_net():
+    net = pn.simple_four_bus_system()
+    net.sgen = net.sgen.drop(index=1)
+    net.load = net.load.drop(index=1)
+    return net
+
+
+def basic_three_slacks():  # ext_grid limits of 1 MW are enforced although controllable=False
+    net = _four_bus_net()
+    pp.create_ext_grid(net, 1, vm_pu=1.01, max_p_mw=1., min_p_mw=-1., min_q_mvar=-1, max_q_mvar=1.)
+    pp.create_ext_grid(net, 3, vm_pu=1.02, max_p_mw=1., min_p_mw=-1., min_q_mvar=-1, max_q_mvar=1.)
+    return net
+
+
+def basic_only_gen_slack():
+    net = _four_bus_net()
+    net.ext_grid = net.ext_grid.drop(index=net.ext_grid.index)
+    pp.create_gen(net, 0, p_mw=0., vm_pu=1., max_p_mw=1., min_p_mw=-1., min_q_mvar=-1, max_q_mvar=1., slack=True)
+    pp.create_gen(net, 1, p_mw=0.02, vm_pu=1.01, max_p_mw=1., min_p_mw=-1., min_q_mvar=-1, max_q_mvar=1.,
+                  controllable=False)
+    pp.create_gen(net, 3, p_mw=0.01, vm_pu=1.02, max_p_mw=1., min_p_mw=-1., min_q_mvar=-1, max_q_mvar=1.)
+    return net
+
+
+def basic_gen_p_vm_fixed():  # controllable=False: p_mw enforced, limits ignored
+    net = _four_bus_net()
+    pp.create_gen(net, 1, p_mw=0.02, vm_pu=1.01, controllable=False, min_vm_pu=.95, max_vm_pu=1.05,
+                  min_p_mw=0., max_p_mw=1.)
+    return net
+
+
+def basic_gen_p_vm_limits():
+    net = _four_bus_net()
+    pp.create_gen(net, 1, p_mw=0.02, vm_pu=1.01, controllable=True, min_vm_pu=.99, max_vm_pu=1.005,
+                  min_p_mw=0., max_p_mw=1.)
+    return net
+
+
+def _pwl_two_bus(element: str, points, **kw):
+    net = _two_bus()
+    if element == "gen":
+        pp.create_gen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.05, max_p_mw=0.15, max_q_mvar=0.05,
+                      min_q_mvar=-0.05)
+    elif element == "sgen":
+        pp.create_sgen(net, 1, p_mw=0.1, controllable=True, min_p_mw=kw.get("min_p", 0.05),
+                       max_p_mw=kw.get("max_p", 0.15), max_q_mvar=0.05, min_q_mvar=-0.05)
+    if element == "load":
+        pp.create_load(net, 1, p_mw=0.1, controllable=True, max_p_mw=0.15, min_p_mw=0.050, max_q_mvar=0,
+                       min_q_mvar=0)
+    else:
+        pp.create_load(net, 1, p_mw=kw.get("load", 0.02), controllable=False)
+    pp.create_ext_grid(net, 0)
+    if element == "ext_grid":
+        net.ext_grid.loc[0, ["min_p_mw", "max_p_mw"]] = kw.get("eg_limits", (np.nan, np.nan))
+    pp.create_pwl_cost(net, 0, element, points)
+    return net
+
+
+def pwl_gen():
+    return _pwl_two_bus("gen", [[0, 75, 1.5], [75, 150, 1.5]])
+
+
+def pwl_get_costs():
+    return _pwl_two_bus("gen", [[0, 150, 2]])
+
+
+def pwl_sgen():
+    return _pwl_two_bus("sgen", [[0, 150, 2]])
+
+
+def pwl_load():  # a controllable load with a piecewise-linear cost (negated on its injection)
+    return _pwl_two_bus("load", [[0, 75, 1.5], [75, 150, 1.5]])
+
+
+def pwl_ext_grid_uneven_slopes():
+    return _pwl_two_bus("ext_grid", [(0, 0.075, 1), (0.075, 150, 2)], load=0.1)
+
+
+def pwl_sgen_very_unsteady_slopes():
+    return _pwl_two_bus("sgen", [[0, 0.75, -1], [0.75, 1500, 2]], min_p=0, max_p=1.5)
+
+
+def pwl_eg():
+    net = _two_bus()
+    pp.create_ext_grid(net, 0, min_p_mw=0, max_p_mw=0.050)
+    pp.create_gen(net, 1, p_mw=0.01, min_p_mw=0, max_p_mw=0.050, controllable=True)
+    pp.create_load(net, 1, p_mw=0.02, controllable=False)
+    pp.create_pwl_cost(net, 0, "ext_grid", [[0, 50, -10]])
+    return net
+
+
+def _mixed_net():
+    net = _two_bus()
+    pp.create_gen(net, 1, p_mw=-0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=.05,
+                  min_q_mvar=-.05)
+    pp.create_ext_grid(net, 0)
+    pp.create_load(net, 1, p_mw=0.02, controllable=False, max_q_mvar=.05, max_p_mw=0.1, min_p_mw=0.0050,
+                   min_q_mvar=-.05)
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=1)
+    return net
+
+
+def mixed_linear():
+    return _mixed_net()
+
+
+def mixed_quadratic_c0():
+    net = _mixed_net()
+    net.poly_cost.loc[0, ["cp1_eur_per_mw", "cp2_eur_per_mw2", "cp0_eur"]] = 0.0, 1.0, 1.0
+    return net
+
+
+def mixed_controllable_load():  # a controllable load without a cost row
+    net = mixed_quadratic_c0()
+    net.load.loc[0, "controllable"] = True
+    return net
+
+
+def mixed_pwl_drops_cp0():  # a pwl row exists: the gen's cp0_eur is dropped
+    net = _mixed_net()
+    net.poly_cost.loc[0, ["cp1_eur_per_mw", "cp0_eur"]] = 1000.0, 1.0
+    pp.create_pwl_cost(net, 0, "ext_grid", [[-1000, 0, -2000], [0, 1000, 2000]], power_type="p")
+    return net
+
+
+def pol_gen_quadratic():
+    net = _two_bus()
+    pp.create_gen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.05,
+                  min_q_mvar=-0.05)
+    pp.create_ext_grid(net, 0)
+    pp.create_load(net, 1, p_mw=0.02, controllable=False)
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=0, cp2_eur_per_mw2=1)
+    return net
+
+
+def pol_all_elements():
+    net = _two_bus()
+    pp.create_gen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.05,
+                  min_q_mvar=-0.05)
+    pp.create_sgen(net, 1, p_mw=0.1, controllable=True, min_p_mw=0.005, max_p_mw=0.15, max_q_mvar=0.05,
+                   min_q_mvar=-0.05)
+    pp.create_ext_grid(net, 0)
+    pp.create_load(net, 1, p_mw=0.02, controllable=False)
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=0, cp2_eur_per_mw2=1)
+    pp.create_poly_cost(net, 0, "sgen", cp1_eur_per_mw=1)
+    return net
+
+
+def _cigre():
+    from pandapower.networks.cigre_networks import create_cigre_network_mv
+
+    net = create_cigre_network_mv(with_der="pv_wind")
+    net.line["max_loading_percent"] = 200
+    net.trafo["max_loading_percent"] = 100
+    net.sgen["max_p_mw"] = net.sgen.sn_mva
+    net.sgen["min_p_mw"] = 0
+    net.sgen["controllable"] = True
+    net.load["controllable"] = False
+    return net
+
+
+def cigre_no_costs():  # test_opf_cigre: no cost rows at all -> 1 per MW for every generator
+    net = _cigre()
+    net.sgen.loc[net.sgen.bus.isin([4, 6, 8, 9]), "in_service"] = False
+    return net
+
+
+def cigre_some_sgens_not_controllable():  # their cost rows are ignored, their p_mw held
+    net = _cigre()
+    net.sgen.loc[net.sgen.bus.isin([4, 6, 8, 9]), "controllable"] = False
+    for i in net.sgen.index:
+        pp.create_poly_cost(net, i, "sgen", cp1_eur_per_mw=100)
+    return net
+
+
+def oberrhein():
+    net = pn.mv_oberrhein()
+    net.line["max_loading_percent"] = 200
+    net.trafo["max_loading_percent"] = 100
+    net.sgen["min_p_mw"] = -net.sgen.sn_mva
+    net.sgen["max_p_mw"] = 0
+    net.sgen["controllable"] = True
+    net.load["controllable"] = False
+    return net
+
+
+def curtailment():
+    net = pp.create_empty_network()
+    b1, b2, b3, b4 = (pp.create_bus(net, vn_kv=v) for v in (220., 110., 110., 110.))
+    pp.create_transformer(net, b1, b2, std_type="100 MVA 220/110 kV")
+    for f, t, km in ((b2, b3, 70.), (b3, b4, 50.), (b4, b2, 40.)):
+        pp.create_line(net, f, t, length_km=km, std_type="149-AL1/24-ST1A 110.0")
+    for b, p in ((b2, 60), (b3, 70), (b4, 10)):
+        pp.create_load(net, b, p_mw=p, controllable=False)
+    pp.create_ext_grid(net, b1)
+    pp.create_gen(net, b3, p_mw=80., max_p_mw=80., min_p_mw=0., vm_pu=1.01, controllable=True)
+    pp.create_gen(net, b4, p_mw=0.1, max_p_mw=100., min_p_mw=0., vm_pu=1.01, controllable=True)
+    net.trafo["max_loading_percent"] = 50.
+    net.line["max_loading_percent"] = 50.
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=0.02)
+    pp.create_poly_cost(net, 1, "gen", cp1_eur_per_mw=0.0)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=0.3)
+    return net
+
+
+def _dcline_net():
+    # test_dcline.dcline_net, with max_p_mw 2000 instead of 1e9 at the ext_grids: with 1e9 rundcopp
+    # does not converge once costs are given (nodalopt gives the same result with either)
+    net = pp.create_empty_network()
+    b5, b3, b2, b4, b1 = (pp.create_bus(net, 380) for _ in range(5))
+    pp.create_ext_grid(net, b1, 1.02, min_p_mw=0., max_p_mw=2000)
+    pp.create_line(net, b1, b2, 30, "490-AL1/64-ST1A 380.0")
+    pp.create_dcline(net, name="dc line", from_bus=b2, to_bus=b3, p_mw=200, loss_percent=1.0, loss_mw=0.5,
+                     vm_from_pu=1.01, vm_to_pu=1.012, max_p_mw=1000, in_service=True, index=4)
+    pp.create_line(net, b3, b4, 20, "490-AL1/64-ST1A 380.0")
+    pp.create_load(net, bus=b4, p_mw=800, controllable=False)
+    pp.create_line(net, b4, b5, 20, "490-AL1/64-ST1A 380.0")
+    pp.create_ext_grid(net, b5, 1.02, min_p_mw=0., max_p_mw=2000)
+    net.line["max_loading_percent"] = 1000
+    return net
+
+
+def dcline_dispatch2():  # the cheap ext_grid sits behind the DC link
+    net = _dcline_net()
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=80)
+    pp.create_poly_cost(net, 1, "ext_grid", cp1_eur_per_mw=100)
+    return net
+
+
+def dcline_dispatch3():  # a cost on the link itself; the far ext_grid expensive
+    net = _dcline_net()
+    pp.create_poly_cost(net, 4, "dcline", cp1_eur_per_mw=1.5)
+    pp.create_poly_cost(net, 1, "ext_grid", cp1_eur_per_mw=2000)
+    return net
+
+
+def dcline_congested():  # the link at its limit: prices on both sides differ
+    net = dcline_dispatch2()
+    net.dcline.loc[4, "max_p_mw"] = 300
+    return net
+
+
+def dcline_no_costs():  # no cost rows: both ends of the link cost 1 per MW of injection
+    return _dcline_net()
+
+
+PP_TEST_NETS: dict[str, Callable[[], object]] = {f.__name__: f for f in (
+    basic_simplest_grid, basic_simplest_dispatch, basic_3w_trafo, basic_dcopf_poly, basic_dcopf_pwl,
+    basic_varying_max_line_loading, basic_storage_as_generator, basic_storage_as_load,
+    basic_in_service_controllables, basic_no_controllables, basic_no_controllables_vs_pf, basic_three_slacks,
+    basic_only_gen_slack, basic_gen_p_vm_fixed, basic_gen_p_vm_limits, pwl_gen, pwl_get_costs, pwl_sgen,
+    pwl_load, pwl_ext_grid_uneven_slopes, pwl_sgen_very_unsteady_slopes, pwl_eg, mixed_linear,
+    mixed_quadratic_c0, mixed_controllable_load, mixed_pwl_drops_cp0, pol_gen_quadratic, pol_all_elements,
+    cigre_no_costs, cigre_some_sgens_not_controllable, oberrhein, curtailment, dcline_dispatch2,
+    dcline_dispatch3, dcline_congested, dcline_no_costs)}
+
+
+@pytest.mark.parametrize("name", list(PP_TEST_NETS))
+def test_pandapower_opf_test_nets_match_rundcopp(name):
+    net = PP_TEST_NETS[name]()
+    assert_agrees(net)
