@@ -17,7 +17,6 @@ import copy
 import logging
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandapower as pp
@@ -40,7 +39,7 @@ def rundcopp(net):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pp.rundcopp(ref)
-    except (pp.OPFNotConverged, ValueError, KeyError, IndexError, UserWarning):
+    except (pp.OPFNotConverged, ValueError, KeyError, IndexError, UserWarning, FloatingPointError):
         return None
     return ref if ref.OPF_converged else None
 
@@ -91,8 +90,8 @@ def agreement(net, ref=None, **kw) -> dict[str, object]:
         diff = np.abs(ds.p_dcline.values[0] - ref.res_dcline.p_from_mw.loc[
             [int(str(n).split(":")[1]) for n in ds.dcline.values]].to_numpy())
         dc_err = float(np.max(diff[np.abs(value) > 1e-3], initial=0.0))
-    return dict(obj=obj, ref_obj=ref_obj, obj_rel=abs(obj - ref_obj) / max(1.0, abs(ref_obj)), lmp_err=lmp_err, p_err=p_err, dc_err=dc_err, n_unique=int(u.sum()),
-                ds=ds, ref=ref)
+    return dict(obj=obj, ref_obj=ref_obj, obj_rel=abs(obj - ref_obj) / max(1.0, abs(ref_obj)), lmp_err=lmp_err,
+                p_err=p_err, dc_err=dc_err, n_unique=int(u.sum()), ds=ds, ref=ref)
 
 
 def assert_agrees(net, ref=None, dispatch: bool = True, **kw):
@@ -554,3 +553,156 @@ PP_TEST_NETS: dict[str, Callable[[], object]] = {f.__name__: f for f in (
 def test_pandapower_opf_test_nets_match_rundcopp(name):
     net = PP_TEST_NETS[name]()
     assert_agrees(net)
+
+
+def dcline_reverse():  # p_mw < 0: pandapower lets the link carry power from to_bus to from_bus only
+    net = _dcline_net()
+    net.dcline.loc[4, "p_mw"] = -200.0
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=100)
+    pp.create_poly_cost(net, 1, "ext_grid", cp1_eur_per_mw=80)
+    pp.create_load(net, 2, p_mw=300, controllable=False)  # bus b2, at the link's from end
+    return net
+
+
+def dcline_in_meshed_island():  # a link in parallel with a congested AC path: prices decompose
+    net = pp.create_empty_network()
+    b = [pp.create_bus(net, 110) for _ in range(3)]
+    for f, t in ((0, 1), (1, 2), (0, 2)):
+        pp.create_line_from_parameters(net, b[f], b[t], 10, r_ohm_per_km=0.01, x_ohm_per_km=0.4, c_nf_per_km=0,
+                                       max_i_ka=0.6, max_loading_percent=100)
+    pp.create_ext_grid(net, b[0], min_p_mw=0, max_p_mw=500)
+    pp.create_gen(net, b[1], p_mw=0, min_p_mw=0, max_p_mw=300, controllable=True)
+    pp.create_load(net, b[2], p_mw=250, controllable=False)
+    pp.create_dcline(net, b[0], b[2], p_mw=10, loss_percent=2.0, loss_mw=1.0, vm_from_pu=1, vm_to_pu=1,
+                     max_p_mw=40)
+    pp.create_poly_cost(net, 0, "ext_grid", cp1_eur_per_mw=10)
+    pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=30)
+    pp.create_poly_cost(net, 0, "dcline", cp1_eur_per_mw=0.5)
+    return net
+
+
+MORE_NETS = {f.__name__: f for f in (dcline_reverse, dcline_in_meshed_island)}
+
+
+@pytest.mark.parametrize("name", list(MORE_NETS))
+def test_more_dcline_nets_match_rundcopp(name):
+    assert_agrees(MORE_NETS[name]())
+
+
+# ------------------------------------------------------------------ the points, one by one
+def _pjm():
+    d = pglib_dir()
+    if d is None or not (d / "pglib_opf_case5_pjm.m").is_file():
+        pytest.skip("../shared/pglib is absent")
+    from pandapower.converter.matpower.from_mpc import from_mpc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return from_mpc(str(d / "pglib_opf_case5_pjm.m"), f_hz=60)
+
+
+def test_pjm_ext_grid_limits_are_enforced_like_rundcopp():
+    """The converter's slack is an ext_grid with controllable=False and 0..200 MW: rundcopp keeps it
+    at 0 MW (nodalopt used to run it at -131.25 MW, objective 17,472.38)."""
+    net = _pjm()
+    assert not bool(net.ext_grid.controllable.iloc[0]) and net.ext_grid.min_p_mw.iloc[0] == 0
+    a = assert_agrees(net)
+    ds = a["ds"]
+    np.testing.assert_allclose(ds.lmp.values[0], [16.977, 26.384, 30.000, 39.943, 10.000], atol=1e-3)
+    assert ds.attrs["objective"] == pytest.approx(17479.90, abs=5e-3)
+    assert float(ds.p_gen.sel(gen="ext_grid:0").values[0]) >= -1e-6
+
+
+def test_defaults_are_reported_and_strict_refuses_them():
+    net = basic_simplest_grid()  # ext_grid: no limits, no cost row
+    with pytest.warns(PandapowerDefaultsWarning, match=r"ext_grid:0"):
+        ds = nodalopt.solve(net)
+    rep = ds.attrs["pandapower_defaults"]
+    assert "no cost row, cost 0" in rep and "'min_p_mw' missing or NaN" in rep and "ext_grid:0" in rep
+    with pytest.raises(nodalopt.InputError, match=r"strict=True.*no cost row.*ext_grid:0"):
+        nodalopt.solve(net, strict=True)
+    assert "pandapower_defaults" not in solve(basic_simplest_dispatch()).attrs or \
+        "no cost row" not in solve(basic_simplest_dispatch()).attrs["pandapower_defaults"]
+
+
+def test_no_cost_rows_at_all_cost_one_per_mw():
+    ds = solve(cigre_no_costs())
+    assert "every generator costs 1 per MW" in ds.attrs["pandapower_defaults"]
+    u = ds.lmp_unique.values[0]
+    np.testing.assert_allclose(ds.lmp.values[0][u], 1.0, atol=1e-6)
+
+
+def test_cp0_is_dropped_once_a_pwl_cost_exists():
+    ds = solve(mixed_pwl_drops_cp0())
+    assert "cp0_eur dropped" in ds.attrs["pandapower_defaults"]
+    assert ds.attrs["objective"] == pytest.approx(20.0, abs=1e-5)  # 1000 $/MWh x 0.02 MW, no +1
+
+
+def test_non_controllable_sgen_is_held_at_its_set_point():
+    net = basic_no_controllables_vs_pf()  # sgen 0.025 MW, controllable=False, a cost row of 2 $/MWh
+    ds = solve(net)
+    assert float(ds.p_gen.sel(gen="sgen:0").values[0]) == pytest.approx(0.025, abs=1e-9)
+    assert "cost rows ignored" in ds.attrs["pandapower_defaults"]
+    # nodalopt's richer model, asked for by name: curtailable, with its cost row (2 $/MWh, above the
+    # ext_grid's 1 $/MWh here)
+    net.poly_cost.loc[net.poly_cost.et == "ext_grid", "cp1_eur_per_mw"] = 1.0
+    assert float(solve(net).p_gen.sel(gen="sgen:0").values[0]) == pytest.approx(0.025, abs=1e-6)
+    ds = solve(net, curtail_sgen=True)
+    assert float(ds.p_gen.sel(gen="sgen:0").values[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_non_controllable_sgen_follows_its_profile():
+    net = basic_no_controllables_vs_pf()
+    ds = solve(net, profiles={("sgen", "p_mw"): np.array([1.0, 0.5])})
+    np.testing.assert_allclose(ds.p_gen.sel(gen="sgen:0").values, [0.025, 0.0125], atol=1e-6)
+
+
+def test_storage_single_period_and_horizon():
+    net = basic_storage_as_generator()  # soc_percent NaN, as pp.create_storage leaves it
+    assert np.isnan(net.storage.soc_percent.iloc[0])
+    ds = solve(net)  # one period: dispatched within its power limits, as rundcopp
+    assert float(ds.p_gen.sel(gen="storage:0").values[0]) == pytest.approx(0.025, abs=1e-6)
+    with pytest.raises(nodalopt.InputError, match=r"soc_percent.*storage:0.*multi-period"):
+        solve(net, hours=2)
+    net.storage.loc[0, "soc_percent"] = 50.0
+    ds = solve(net, hours=2, demo_profiles=False)  # a horizon: energy tracked, back to 50 % at the end
+    assert "storage:0" in [str(s) for s in ds.storage.values]
+    assert "storage:0" not in [str(g) for g in ds.gen.values]
+
+
+def test_dcline_losses_follow_rundcopp():
+    """pandapower's OPF ties the link's ends by (1 + loss_percent/100) p_to = p_from - loss_mw."""
+    a = assert_agrees(dcline_dispatch2())
+    ds, ref = a["ds"], a["ref"]
+    assert float(ds.p_dcline.values[0, 0]) == pytest.approx(808.5, abs=1e-4)
+    assert float(ds.p_dcline_to.values[0, 0]) == pytest.approx(800.0, abs=1e-4)
+    assert float(ds.dcline_loss.values[0, 0]) == pytest.approx(8.5, abs=1e-4)
+    assert float(ds.p_dcline_to.values[0, 0]) == pytest.approx(-float(ref.res_dcline.p_to_mw.iloc[0]), abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["dcline_congested", "dcline_in_meshed_island"])
+def test_dcline_prices_decompose(name):
+    net = {**PP_TEST_NETS, **MORE_NETS}[name]()
+    ds = solve(net)
+    assert ds.attrs["decomposition_residual"] <= 1e-6
+    np.testing.assert_allclose(ds.lmp.values, ds.lmp_energy.values + ds.lmp_congestion.values, atol=1e-6)
+    arr = nodalopt.compile_network(net, storage="power")
+    lam = ds.lmp.sel(bus=arr.bus_ids).values[0]
+    node_price = np.zeros(arr.n_node)
+    node_price[arr.bus_node] = lam
+    # the congested link is worth its price spread: eff * price_to - price_from - cost >= 0
+    value = arr.dc_eff * node_price[arr.dc_t] - node_price[arr.dc_f] - arr.dc_c1
+    at_max = np.isclose(ds.p_dcline.values[0], arr.dc_pmax, atol=1e-4)
+    assert at_max.all() and (value > 1e-3).all()
+
+
+def test_concave_or_mixed_costs_are_refused():
+    net = mixed_controllable_load()
+    pp.create_poly_cost(net, 0, "load", cp1_eur_per_mw=0, cp2_eur_per_mw2=1.0)  # negated: concave
+    with pytest.raises(nodalopt.InputError, match=r"load:0.*concave"):
+        solve(net)
+    net = pol_gen_quadratic()
+    pp.create_pwl_cost(net, 0, "ext_grid", [[0, 1, 5]])
+    with pytest.raises(nodalopt.InputError,
+                       match=r"cannot mix piecewise-linear and quadratic|Quadratic costs can be mixed with piecewise"):
+        solve(net)

@@ -383,25 +383,25 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
     br = ppc["branch"]
 
     # ---------------------------------------------------------------- branches
-    names_parts, keep_parts, rated_parts = [], [], []
+    names_parts, keep_parts = [], []
     for table, (a, b) in lookups["branch"].items():
         if table not in _BRANCH_TABLES:
             raise InputError(f"pandapower net: branch table '{table}' is not supported by the DC model.")
         df = net[table]
         if table == "trafo3w":
             nm = np.concatenate([_names(table, df.index) + f":{s}" for s in ("hv", "mv", "lv")])
-            mlp = np.tile(_col(df, "max_loading_percent", np.nan), 3)
         else:
             nm = _names(table, df.index)
-            mlp = _col(df, "max_loading_percent", np.nan)
-        if table in ("impedance", "xward"):
-            mlp = np.full(b - a, np.nan)
         names_parts.append(nm)
-        rated_parts.append(np.isfinite(mlp))
         keep_parts.append(np.arange(a, b))
     rows = np.concatenate(keep_parts) if keep_parts else np.zeros(0, np.int64)
     br_names = np.concatenate(names_parts) if names_parts else np.zeros(0, object)
-    rated = np.concatenate(rated_parts) if rated_parts else np.zeros(0, bool)
+    # the flow limits rundcopp applies (pypower opf_setup): RATE_A from pandapower's conversion where it
+    # is neither 0 nor >= 1e10 -- lines and transformers with a max_loading_percent, impedances at their
+    # sn_mva; a NaN rating (NaN max_loading_percent) is no limit
+    rate_a = br[rows, RATE_A].real
+    with np.errstate(invalid="ignore"):
+        rated = np.isfinite(rate_a) & (rate_a != 0) & (rate_a < 1e10)
     status = br[rows, BR_STATUS].real > 0
     fb = br[rows, F_BUS].real.astype(np.int64)
     tb = br[rows, T_BUS].real.astype(np.int64)
@@ -423,7 +423,8 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         b_pu = x / z2
         shift = np.zeros(rows.size)
     rate = np.where(rated, br[rows, RATE_A].real, np.inf)
-    V.check_positive(rate[rated], br_names[rated], "rating (max_i_ka / sn_mva x max_loading_percent)",
+    V.check_positive(rate[rated], br_names[rated], "rating (max_i_ka / sn_mva x max_loading_percent, "
+                     "impedance sn_mva)",
                      "pandapower branch model")
 
     # ---------------------------------------------------------------- injectors
