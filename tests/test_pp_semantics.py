@@ -17,6 +17,7 @@ import copy
 import logging
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandapower as pp
@@ -64,15 +65,16 @@ def agreement(net, ref=None, **kw) -> dict[str, object]:
     """Compare nodalopt with rundcopp; returns the worst differences (and raises nothing)."""
     ref = ref if ref is not None else rundcopp(net)
     assert ref is not None, "rundcopp must solve the reference net"
-    ds = solve(net, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PandapowerDefaultsWarning)
+        model = nodalopt.DCOPF(net, **kw)
+    ds = model.solve()
+    arr = model.net
     obj, ref_obj = float(ds.attrs["objective"]), float(ref.res_cost)
     u = ds.lmp_unique.values[0]
     lam = ref.res_bus.lam_p.loc[ds.bus.values].to_numpy()
     lmp_err = float(np.max(np.abs(ds.lmp.values[0][u] - lam[u]), initial=0.0))
     # dispatch where unique: a unit whose marginal cost differs from its bus price sits at a bound
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PandapowerDefaultsWarning)
-        arr = nodalopt.compile_network(net, storage="power", curtail_sgen=kw.get("curtail_sgen", False))
     ref_p = ref_injections(ref)
     p = ds.p_gen.values[0]
     names = [str(g) for g in ds.gen.values]
@@ -80,7 +82,10 @@ def agreement(net, ref=None, **kw) -> dict[str, object]:
     lmp_node[arr.bus_node] = ds.lmp.sel(bus=arr.bus_ids).values[0]
     mc = arr.gen_c1 + 2 * arr.gen_c2 * p
     no_pwl = ~np.isin(np.arange(arr.n_gen), arr.pwl_gen)
-    unique_p = (arr.gen_c2 > 0) | (no_pwl & (np.abs(mc - lmp_node[arr.gen_node]) > 1e-3))
+    # a quadratic unit's dispatch is pinned by its price, but only to stationarity error / (2 c2): below
+    # 2 c2 = 0.1 $/MW^2h an interior-point error of 1e-4 $/MWh moves it by more than 1e-3 MW (case300:
+    # ext_grid c2 = 0.01, 5.7e-3 MW apart from rundcopp at an objective difference of 3e-7 $/h)
+    unique_p = (2 * arr.gen_c2 >= 0.1) | (no_pwl & (arr.gen_c2 == 0) & (np.abs(mc - lmp_node[arr.gen_node]) > 1e-3))
     unique_p |= arr.gen_pmin == arr.gen_pmax
     p_err = max((abs(p[k] - ref_p[names[k]]) for k in np.flatnonzero(unique_p) if names[k] in ref_p),
                 default=0.0)
@@ -706,3 +711,64 @@ def test_concave_or_mixed_costs_are_refused():
     with pytest.raises(nodalopt.InputError,
                        match=r"cannot mix piecewise-linear and quadratic|Quadratic costs can be mixed with piecewise"):
         solve(net)
+
+
+# ------------------------------------- PGLib through pandapower's converter, built-in cases
+#: PGLib cases up to 3,000 buses that rundcopp does not solve ("Optimal Power Flow did not converge" or a
+#: division by zero in makeBdc on a zero-reactance branch); measured with pandapower 3.5.6
+PGLIB_RUNDCOPP_FAILS = {"pglib_opf_case500_goc", "pglib_opf_case1803_snem", "pglib_opf_case1888_rte",
+                        "pglib_opf_case1951_rte", "pglib_opf_case2383wp_k", "pglib_opf_case2742_goc",
+                        "pglib_opf_case2746wop_k", "pglib_opf_case2848_rte", "pglib_opf_case2853_sdet",
+                        "pglib_opf_case2868_rte"}
+#: built-in pandapower cases rundcopp does not solve (PEGASE / RTE cases as shipped are infeasible or do
+#: not converge, see PEER-NOTES)
+BUILTIN_RUNDCOPP_FAILS = {"case4gs", "case89pegase", "case145", "case1354pegase", "case1888rte", "case2848rte",
+                          "case2869pegase", "case3120sp", "case6470rte", "case6495rte", "case6515rte",
+                          "case9241pegase"}
+SLOW_BUSES = 500  # larger cases run under @pytest.mark.slow
+
+
+def _pglib_cases() -> list:
+    d = pglib_dir()
+    if d is None:
+        return []
+    from conftest import pglib_baseline
+
+    out = []
+    for name, (buses, _) in sorted(pglib_baseline(d).items(), key=lambda kv: kv[1][0]):
+        if buses > 3000 or not (d / f"{name}.m").is_file():
+            continue
+        marks = [pytest.mark.slow] if buses >= SLOW_BUSES else []
+        out.append(pytest.param(name, id=name, marks=marks))
+    return out
+
+
+@pytest.mark.pglib
+@pytest.mark.parametrize("name", _pglib_cases())
+def test_pglib_via_from_mpc_matches_rundcopp(name):
+    if name in PGLIB_RUNDCOPP_FAILS:
+        pytest.skip("rundcopp does not solve this case")
+    from pandapower.converter.matpower.from_mpc import from_mpc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = from_mpc(str(Path(pglib_dir()) / f"{name}.m"), f_hz=60)
+    assert_agrees(net)
+
+
+def _builtin_cases() -> list:
+    out = []
+    for name in sorted(n for n in dir(pn) if n.startswith("case") and callable(getattr(pn, n))):
+        big = any(s in name for s in ("1354", "1888", "2848", "2869", "3120", "6470", "6495", "6515", "9241"))
+        out.append(pytest.param(name, id=name, marks=[pytest.mark.slow] if big else []))
+    return out
+
+
+@pytest.mark.parametrize("name", _builtin_cases())
+def test_builtin_cases_match_rundcopp(name):
+    if name in BUILTIN_RUNDCOPP_FAILS:
+        pytest.skip("rundcopp does not solve this case as shipped")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = getattr(pn, name)()
+    assert_agrees(net)
