@@ -701,6 +701,14 @@ def test_dcline_prices_decompose(name):
     assert at_max.all() and (value > 1e-3).all()
 
 
+def test_carbon_accounting_with_a_dcline_is_refused_not_wrong():
+    net = dcline_in_meshed_island()
+    net.ext_grid["co2_t_per_mwh"] = 0.9
+    net.gen["co2_t_per_mwh"] = 0.3
+    with pytest.raises(nodalopt.InputError, match=r"carbon accounting does not follow DC links.*dcline:0"):
+        solve(net, carbon_price=10.0)
+
+
 def test_concave_or_mixed_costs_are_refused():
     net = mixed_controllable_load()
     pp.create_poly_cost(net, 0, "load", cp1_eur_per_mw=0, cp2_eur_per_mw2=1.0)  # negated: concave

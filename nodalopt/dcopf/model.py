@@ -196,6 +196,12 @@ class DCOPF:
         self.co2_cap = co2_cap
         self.ef = CT.resolve_factors(self.net, emission_factors,
                                      required=carbon_price is not None or co2_cap is not None)
+        if self.ef is not None and self.net.n_dcline:
+            # the carbon emission flow (carbon_intensity, flow_carbon) follows AC branches only
+            raise InputError(f"{self.net.name}: carbon accounting does not follow DC links yet "
+                             f"({self.net.dc_names[:5].tolist()}); solve without emission factors (no "
+                             "co2_t_per_mwh / fuel columns, no carbon_price or co2_cap) or set the dclines "
+                             "out of service.")
         # Periods are solved one at a time (one compiled 1-period problem, re-solved with new
         # parameters) when nothing couples them: no storage, no ramp limits, no CO2 cap.  The
         # per-period problems need far fewer interior-point iterations than the joint one.
