@@ -685,6 +685,15 @@ def test_dcline_losses_follow_rundcopp():
     assert float(ds.p_dcline_to.values[0, 0]) == pytest.approx(-float(ref.res_dcline.p_to_mw.iloc[0]), abs=1e-3)
 
 
+def test_dcline_over_uncoupled_periods():
+    net = dcline_dispatch2()
+    one = solve(net)
+    ds = solve(net, profiles={("load", "p_mw"): np.array([1.0, 0.5, 1.0])})
+    assert ds.attrs["periods_solved_separately"] == 1
+    np.testing.assert_allclose(ds.p_dcline.values[:, 0], [808.5, 0.5 + 1.01 * 400, 808.5], atol=1e-4)
+    np.testing.assert_allclose(ds.lmp.values[0], one.lmp.values[0], atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["dcline_congested", "dcline_in_meshed_island"])
 def test_dcline_prices_decompose(name):
     net = {**PP_TEST_NETS, **MORE_NETS}[name]()
