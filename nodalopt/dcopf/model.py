@@ -670,7 +670,8 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         :mod:`nodalopt.profiles`.
     **kwargs
         Passed to :class:`DCOPF` (``period_hours``, ``voll``, ``solver``,
-        ``solver_options``, ``dc_model``, ``start``).
+        ``solver_options``, ``dc_model``, ``start``; for pandapower nets ``strict`` and
+        ``curtail_sgen``).
 
     Returns
     -------
