@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .network.arrays import RENEWABLE, NetworkArrays
+from .network.arrays import FIXED, RENEWABLE, NetworkArrays
 
 VALID_KEYS = [("load", "p_mw"), ("sgen", "max_p_mw"), ("sgen", "p_mw"), ("gen", "max_p_mw"),
               ("gen", "min_p_mw"), ("sgen", "min_p_mw"), ("ext_grid", "max_p_mw"),
@@ -89,9 +89,11 @@ def resolve(net: NetworkArrays, profiles: Mapping[tuple[str, str], Any] | None, 
         load_p = load_p * pick("load")[None, :]
         ren = net.gen_kind == RENEWABLE
         names = np.asarray(net.gen_names, dtype=str)
-        solar = ren & np.char.startswith(names, "sgen")
+        solar = (ren | (net.gen_kind == FIXED)) & np.char.startswith(names, "sgen")
         shape = np.where(solar[:, None], pick("solar")[None, :], pick("wind")[None, :])
         pmax = np.where(ren[:, None], pmax * shape, pmax)
+        fixed_sgen = (net.gen_kind == FIXED)[:, None]  # held at its (shaped) set point
+        pmin, pmax = np.where(fixed_sgen, pmin * shape, pmin), np.where(fixed_sgen, pmax * shape, pmax)
         return Series(load_p, pmin, pmax, time)
     for key, value in (profiles or {}).items():
         if not (isinstance(key, tuple) and len(key) == 2) or key not in VALID_KEYS:
@@ -111,6 +113,9 @@ def resolve(net: NetworkArrays, profiles: Mapping[tuple[str, str], Any] | None, 
                                  f"{np.flatnonzero(~np.isfinite(frame))[:5].tolist()}.")
             rows = np.array([i for n, i in index.items() if n.startswith(table + ":")], dtype=np.int64)
             target[rows] = base[rows, None] * frame[None, :]
+            if group == "gen" and column != "min_p_mw":  # FIXED injectors: set point at both bounds
+                held = rows[net.gen_kind[rows] == FIXED]
+                pmin[held] = net.gen_pmin[held, None] * frame[None, :]
             continue
         cols = [f"{table}:{c}" for c in frame.columns]
         unknown = [c for c in cols if c not in index]
@@ -125,6 +130,9 @@ def resolve(net: NetworkArrays, profiles: Mapping[tuple[str, str], Any] | None, 
                              f"({frame.index[t]}); fill the gap.")
         rows = np.array([index[c] for c in cols], dtype=np.int64)
         target[rows] = vals
+        if group == "gen" and column != "min_p_mw":  # an injector held at its set point (FIXED): both bounds
+            held = net.gen_kind[rows] == FIXED
+            pmin[rows[held]] = vals[held]
     bad = pmin > pmax + 1e-9
     if bad.any():
         g, t = np.argwhere(bad)[0]

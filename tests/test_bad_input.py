@@ -62,15 +62,17 @@ def test_self_loop():
 def test_missing_cost():
     net = three_bus()
     net.poly_cost = net.poly_cost[net.poly_cost.et != "gen"]
-    with pytest.raises(InputError, match=r"missing cost data: gen:0"):
-        solve(net)
+    # issue 12: pandapower's rule (cost 0) is the default; strict=True refuses it
+    with pytest.raises(InputError, match=r"no cost row.*gen:0"):
+        solve(net, strict=True)
 
 
 def test_nan_in_limits():
     net = three_bus()
     net.gen.at[0, "max_p_mw"] = np.nan
-    with pytest.raises(InputError, match=r"net.gen: column 'max_p_mw' has NaN.*gen:0"):
-        solve(net)
+    # issue 12: pandapower's rule (no limit) is the default; strict=True refuses it
+    with pytest.raises(InputError, match=r"net.gen: 'max_p_mw' missing or NaN.*gen:0"):
+        solve(net, strict=True)
 
 
 def test_inf_in_limits():
@@ -171,8 +173,9 @@ def test_bad_options(kw):
 
 def test_unsupported_element_table():
     net = three_bus()
-    pp.create_dcline(net, 0, 2, p_mw=10, loss_percent=0, loss_mw=0, vm_from_pu=1, vm_to_pu=1)
-    with pytest.raises(InputError, match=r"'dcline'.*dcline:0"):
+    # issue 12 made dcline supported; a motor is still not modelled
+    pp.create_motor(net, 2, pn_mech_mw=1.0, cos_phi=0.9)
+    with pytest.raises(InputError, match=r"'motor'.*motor:0"):
         solve(net)
 
 

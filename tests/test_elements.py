@@ -125,8 +125,8 @@ def test_controllable_load_is_price_responsive():
 
 def test_renewable_is_curtailed_only_when_worthless():
     net = three_bus(limit_13=1e4)
-    pp.create_sgen(net, 2, p_mw=400.0)  # uncontrollable: available up to p_mw, zero cost
-    ds = nodalopt.solve(net)
+    pp.create_sgen(net, 2, p_mw=400.0)  # uncontrollable: with curtail_sgen, available up to p_mw, zero cost
+    ds = nodalopt.solve(net, curtail_sgen=True)  # issue 12: pandapower's own meaning (fixed) is the default
     assert float(ds.p_gen.sel(gen="sgen:0").values[0]) == pytest.approx(300, abs=1e-3)
     assert float(ds.curtailment.sel(gen="sgen:0").values[0]) == pytest.approx(100, abs=1e-3)
     np.testing.assert_allclose(ds.lmp.values[0], 0.0, atol=1e-5)

@@ -51,6 +51,7 @@ class Vars:
     shed: cp.Variable | None  # (N, T) load shed MW (VOLL / elastic)
     spill: cp.Variable | None  # (N, T) forced spill MW (elastic only)
     lin_cost: cp.Variable | None = None  # (T,) $/h linear generation cost per period, see linear_cost()
+    dc: cp.Variable | None = None  # (D, T) MW withdrawn at the from bus of each DC link, see dcline_terms()
 
 
 def define_parameters(net: NetworkArrays, T: int) -> Params:
@@ -98,6 +99,7 @@ def define_variables(net: NetworkArrays, T: int, shed: bool, elastic: bool) -> V
         shed=cp.Variable((net.n_node, T), nonneg=True, name="Bus-load_shed") if (shed or elastic) else None,
         spill=cp.Variable((net.n_node, T), nonneg=True, name="Bus-spill") if elastic else None,
         lin_cost=cp.Variable(T, name="Generator-linear_cost") if net.n_gen else None,
+        dc=cp.Variable((net.n_dcline, T), name="Link-p") if net.n_dcline else None,
     )
 
 
@@ -176,11 +178,39 @@ def nodal_balance(net: NetworkArrays, v: Vars, demand: cp.Expression, T: int) ->
         expr = expr - net.node_matrix(net.gen_node) @ v.p
     if v.pc is not None and v.pd is not None:
         expr = expr - net.node_matrix(net.st_node) @ (v.pd - v.pc)
+    if v.dc is not None:
+        m, const = dcline_terms(net)
+        expr = expr + m @ v.dc + np.repeat(const[:, None], T, axis=1)
     if v.shed is not None:
         expr = expr - v.shed
     if v.spill is not None:
         expr = expr + v.spill
     return expr == 0
+
+
+def dcline_terms(net: NetworkArrays) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Net withdrawal of the DC links at the nodes: ``M @ p + c`` (N x D, N) MW.
+
+    A link withdraws ``p`` at its from node and injects ``eff * p - loss`` at its to node
+    (pandapower's dcline as ``rundcopp`` models it, see :func:`nodalopt.network.pandapower._dclines`).
+    Its flow does not depend on the angles, so the price decomposition of :mod:`.prices` is unchanged.
+    """
+    m = net.node_matrix(net.dc_f) - net.node_matrix(net.dc_t) @ sp.diags(net.dc_eff)
+    const = np.asarray(net.node_matrix(net.dc_t) @ net.dc_loss).ravel()
+    return sp.csr_matrix(m), const
+
+
+def dcline_bounds(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
+    """dc_pmin <= p <= dc_pmax where finite."""
+    if v.dc is None:
+        return []
+    cons = []
+    lo, hi = np.flatnonzero(np.isfinite(net.dc_pmin)), np.flatnonzero(np.isfinite(net.dc_pmax))
+    if lo.size:
+        cons.append(v.dc[lo] >= np.repeat(net.dc_pmin[lo, None], T, axis=1))
+    if hi.size:
+        cons.append(v.dc[hi] <= np.repeat(net.dc_pmax[hi, None], T, axis=1))
+    return cons
 
 
 def flow_definition(net: NetworkArrays, v: Vars, T: int) -> list[cp.Constraint]:
@@ -317,11 +347,13 @@ def objective(net: NetworkArrays, v: Vars, par: Params, T: int, dt: float, voll:
             terms.append(cp.quad_form(v.p_flat, sp.diags(w), assume_PSD=True))
     if v.z is not None:
         terms.append(cp.sum(v.z))
+    if v.dc is not None:
+        terms.append(cp.sum(net.dc_c1 @ v.dc))
     if v.shed is not None:
         terms.append((penalty if penalty is not None else float(voll or 0.0)) * cp.sum(v.shed))
     if v.spill is not None and penalty is not None:
         terms.append(penalty * cp.sum(v.spill))
-    const = float(net.gen_c0.sum()) * T
+    const = (float(net.gen_c0.sum()) + float(net.dc_c0.sum())) * T
     return dt * (cp.sum(cp.hstack(terms)) + const) if terms else cp.Constant(dt * const)
 
 

@@ -118,13 +118,15 @@ class _Raw:
     e: np.ndarray | None
     objective: float
     cap_dual: float | None
+    dc: np.ndarray | None = None  # (D, T) MW withdrawn at the from bus of each DC link
 
 
 def _stack(parts: list[_Raw]) -> _Raw:
     """Per-period results side by side along time (only for uncoupled periods: no storage, no cap)."""
     cat = lambda f: np.concatenate([getattr(r, f) for r in parts], axis=1)  # noqa: E731
     return _Raw(lam=cat("lam"), mu=cat("mu"), nu=cat("nu"), theta=cat("theta"), p=cat("p"), shed=cat("shed"),
-                pc=None, pd=None, e=None, objective=float(sum(r.objective for r in parts)), cap_dual=None)
+                pc=None, pd=None, e=None, objective=float(sum(r.objective for r in parts)), cap_dual=None,
+                dc=cat("dc") if parts[0].dc is not None else None)
 
 
 class DCOPF:
@@ -149,6 +151,13 @@ class DCOPF:
         Branch susceptance convention (see :func:`nodalopt.network.from_pandapower`).
     start : str or Timestamp
         Start of the first period when the profiles carry no time index.
+    strict : bool
+        pandapower nets: refuse (``InputError``) the values pandapower fills in (missing cost
+        rows, NaN limits, ...) instead of following its rules and reporting them in
+        ``attrs["pandapower_defaults"]``.
+    curtail_sgen : bool
+        pandapower nets: treat non-controllable sgens as curtailable renewables (available up
+        to ``p_mw``) instead of holding them at ``p_mw`` as pandapower does.
     """
 
     def __init__(self, network: Any, *, hours: int | None = None, period_hours: float = 1.0,
@@ -156,7 +165,8 @@ class DCOPF:
                  solver_options: Mapping[str, Any] | None = None, dc_model: str = "pandapower",
                  start: Any = "2030-01-01", demo_profiles: bool | None = None,
                  carbon_price: Any = None, co2_cap: float | None = None,
-                 emission_factors: Any = "network", screening: bool = True) -> None:
+                 emission_factors: Any = "network", screening: bool = True, strict: bool = False,
+                 curtail_sgen: bool = False) -> None:
         t0 = time.perf_counter()
         if not (isinstance(period_hours, int | float) and np.isfinite(period_hours) and period_hours > 0):
             raise InputError(f"period_hours must be a positive number of hours, got {period_hours!r}.")
@@ -167,7 +177,11 @@ class DCOPF:
         solver = solver.upper()
         if solver not in cp.installed_solvers():
             raise InputError(f"solver {solver!r} is not installed; installed: {cp.installed_solvers()}.")
-        self.net: NetworkArrays = compile_network(network, dc_model=dc_model)
+        # pandapower nets: one period dispatches storage within its power limits, as rundcopp; a
+        # horizon tracks its energy
+        self.net: NetworkArrays = compile_network(
+            network, dc_model=dc_model, strict=strict, curtail_sgen=curtail_sgen,
+            storage="power" if int(hours or 1) == 1 else "horizon")
         log.info("compiled %s: %d buses, %d branches, %d injectors, %d storage units in %.2f s", self.net.name,
                  self.net.bus_ids.size, self.net.n_branch, self.net.n_gen, self.net.n_storage,
                  time.perf_counter() - t0)
@@ -190,6 +204,12 @@ class DCOPF:
         self.co2_cap = co2_cap
         self.ef = CT.resolve_factors(self.net, emission_factors,
                                      required=carbon_price is not None or co2_cap is not None)
+        if self.ef is not None and self.net.n_dcline:
+            # the carbon emission flow (carbon_intensity, flow_carbon) follows AC branches only
+            raise InputError(f"{self.net.name}: carbon accounting does not follow DC links yet "
+                             f"({self.net.dc_names[:5].tolist()}); solve without emission factors (no "
+                             "co2_t_per_mwh / fuel columns, no carbon_price or co2_cap) or set the dclines "
+                             "out of service.")
         self.absorb = CT.can_absorb(self.net, self.ef) if self.ef is not None else np.zeros(self.net.n_gen, bool)
         # Periods are solved one at a time (one compiled 1-period problem, re-solved with new
         # parameters) when nothing couples them: no storage, no ramp limits, no CO2 cap.  The
@@ -231,7 +251,8 @@ class DCOPF:
         ang_rows, ang_cons = F.angle_limits(net, v, T)
         cons = [balance, *flow_cons, *ang_cons, *F.flow_definition(net, v, T), *F.generator_bounds(v, par),
                 *F.ramp_limits(net, v, par, T), *F.storage_constraints(net, v, T, dt),
-                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T), *F.linear_cost(v, par)]
+                *F.pwl_epigraph(net, v, T), *F.shed_limits(net, v, par, T), *F.linear_cost(v, par),
+                *F.dcline_bounds(net, v, T)]
         cap = None
         if self.co2_cap is not None and self.ef is not None and not elastic:
             cap = CT.co2_cap(v.p, self.ef, dt, self.co2_cap, self.absorb)
@@ -543,7 +564,8 @@ class DCOPF:
             shed=np.where(np.abs(shed) < 1e-7, 0.0, shed),
             pc=_val(v.pc) if v.pc is not None else None, pd=_val(v.pd) if v.pd is not None else None,
             e=_val(v.e) if v.e is not None else None, objective=float(b.problem.value),
-            cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None)
+            cap_dual=float(np.asarray(b.cap.dual_value, dtype=float).ravel()[0]) if b.cap is not None else None,
+            dc=_val(v.dc) if v.dc is not None else None)
 
     def _run(self, b: _Built, ignore_dpp: bool = False, warm_start: bool = True,
              plain: bool = False) -> tuple[str, float]:
@@ -666,6 +688,10 @@ class DCOPF:
                        decomposition_residual=prices.residual,
                        periods_solved_separately=int(self._built.T == 1 and T > 1)),
         )
+        if "pandapower_defaults" in net.meta:  # what pandapower's rules filled in (see from_pandapower)
+            ds.attrs["pandapower_defaults"] = "; ".join(str(d) for d in net.meta["pandapower_defaults"])  # type: ignore[attr-defined]
+        if raw.dc is not None:
+            ds = ds.assign(_dcline_results(net, raw.dc, timeidx))
         if self.ef is not None:
             cap_price = raw.cap_dual or 0.0
             price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
@@ -678,6 +704,17 @@ _TD_OPTIONS = ("method", "losses", "loss_max_iter", "loss_tol_mw", "vm_tol_pu")
 _ADMM_OPTIONS = ("settings", "executor", "workers", "scheduler", "resume", "warm_start")
 
 
+def _dcline_results(net: NetworkArrays, dc: np.ndarray, timeidx: pd.DatetimeIndex) -> dict[str, xr.DataArray]:
+    """``p_dcline`` (MW withdrawn at the from bus), ``p_dcline_to`` (MW delivered at the to bus) and
+    ``dcline_loss`` (MW) on a ``dcline`` coordinate; pandapower's ``res_dcline`` has ``p_from_mw = p_dcline``,
+    ``p_to_mw = -p_dcline_to``, ``pl_mw = dcline_loss``."""
+    to = net.dc_eff[:, None] * dc - net.dc_loss[:, None]
+    coords = {"time": timeidx, "dcline": np.asarray(net.dc_names, dtype=str)}
+    da = lambda x, units: xr.DataArray(x.T, dims=("time", "dcline"), coords=coords,  # noqa: E731
+                                       attrs={"units": units})
+    return {"p_dcline": da(dc, "MW"), "p_dcline_to": da(to, "MW"), "dcline_loss": da(dc - to, "MW")}
+
+
 def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
           period_hours: float | None = None, voll: float | None = None, solver: str = DEFAULT_SOLVER,
           solver_options: Mapping[str, Any] | None = None, dc_model: str | None = None,
@@ -687,7 +724,7 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
           loss_max_iter: int | None = None, loss_tol_mw: float | None = None, vm_tol_pu: float | None = None,
           settings: Any = None, executor: str | None = None, workers: int | None = None,
           scheduler: str | None = None, resume: bool = False, warm_start: xr.Dataset | None = None,
-          **unknown: Any) -> xr.Dataset:
+          strict: bool = False, curtail_sgen: bool = False, **unknown: Any) -> xr.Dataset:
     """Solve a multi-period DC-OPF and return prices and dispatch as an ``xarray.Dataset``.
 
     Parameters
@@ -749,6 +786,14 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         ``method="admm"`` only: continue from ``settings.checkpoint``.
     warm_start : xarray.Dataset, optional
         ``method="admm"`` only: a previous result to start from.
+    strict : bool
+        pandapower nets only: refuse (InputError) every value pandapower's OPF would fill in
+        (missing cost rows, NaN limits, non-controllable elements' costs, ...) instead of
+        following pandapower and reporting it (``PandapowerDefaultsWarning`` and
+        ``ds.attrs["pandapower_defaults"]``).
+    curtail_sgen : bool
+        pandapower nets only: let non-controllable sgens be curtailed (nodalopt's renewable
+        model) instead of holding them at ``p_mw`` as ``rundcopp`` does.
     **unknown
         Nothing else is accepted: a misspelled keyword raises :class:`InputError` naming the
         closest valid one.
@@ -779,6 +824,10 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         given["emission_factors"] = emission_factors
     if not screening:
         given["screening"] = False
+    if strict:
+        given["strict"] = True
+    if curtail_sgen:
+        given["curtail_sgen"] = True
     td_given: dict[str, Any] = {k: v for k, v in dict(losses=losses, loss_max_iter=loss_max_iter,
                                                       loss_tol_mw=loss_tol_mw, vm_tol_pu=vm_tol_pu).items()
                                 if v is not None}

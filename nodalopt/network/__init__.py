@@ -79,8 +79,12 @@ def load_case(name: str | os.PathLike[str]) -> Any:
     return net
 
 
-def compile_network(network: Any, dc_model: str = "pandapower") -> NetworkArrays:
-    """Anything :func:`nodalopt.solve` accepts -> :class:`NetworkArrays`."""
+def compile_network(network: Any, dc_model: str = "pandapower", **pandapower_options: Any) -> NetworkArrays:
+    """Anything :func:`nodalopt.solve` accepts -> :class:`NetworkArrays`.
+
+    ``pandapower_options`` (``strict``, ``curtail_sgen``, ``storage``) go to
+    :func:`from_pandapower` when ``network`` is a pandapower net (or a pandapower JSON file).
+    """
     if isinstance(network, NetworkArrays):
         if dc_model != "pandapower" and network.meta.get("dc_model") != dc_model:
             raise InputError("NetworkArrays are already compiled; pass dc_model when compiling instead.")
@@ -90,6 +94,6 @@ def compile_network(network: Any, dc_model: str = "pandapower") -> NetworkArrays
     if isinstance(network, MatpowerCase):
         return from_matpower(network, dc_model=dc_model)
     if hasattr(network, "bus") and hasattr(network, "line"):
-        return from_pandapower(network, dc_model=dc_model)
+        return from_pandapower(network, dc_model=dc_model, **pandapower_options)
     raise InputError(f"cannot compile a {type(network).__name__}: pass a pandapower net, a "
                      "MatpowerCase, NetworkArrays, a case name or a file path.")

@@ -22,6 +22,7 @@ from ..errors import InputError
 DISPATCHABLE = 0  #: cost-based unit with [pmin, pmax]
 RENEWABLE = 1  #: variable renewable, 0 <= p <= availability (curtailable)
 FLEX_LOAD = 2  #: controllable load, modelled as a negative injection
+FIXED = 3  #: non-controllable injector held at its set point (pmin = pmax = p_mw), e.g. a pandapower sgen
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -88,6 +89,16 @@ class NetworkArrays:
     st_e_final: np.ndarray = field(default_factory=lambda: np.zeros(0))
     st_eta_charge: np.ndarray = field(default_factory=lambda: np.zeros(0))
     st_eta_discharge: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # DC links (pandapower dcline): p = MW withdrawn at dc_f, dc_eff * p - dc_loss MW injected at dc_t
+    dc_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    dc_f: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dc_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dc_pmin: np.ndarray = field(default_factory=lambda: np.zeros(0))  # MW (negative: power flows to -> from)
+    dc_pmax: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dc_eff: np.ndarray = field(default_factory=lambda: np.zeros(0))  # MW delivered per MW withdrawn
+    dc_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))  # MW, constant part of the losses
+    dc_c0: np.ndarray = field(default_factory=lambda: np.zeros(0))  # $/h
+    dc_c1: np.ndarray = field(default_factory=lambda: np.zeros(0))  # $/MWh on p
     # emission factors tCO2/MWh per injector (NaN = unknown); empty = none given
     gen_co2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     gen_fuel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
@@ -115,6 +126,10 @@ class NetworkArrays:
     @property
     def n_storage(self) -> int:
         return int(self.st_node.size)
+
+    @property
+    def n_dcline(self) -> int:
+        return int(self.dc_f.size)
 
     @property
     def co2_factors(self) -> np.ndarray:
@@ -212,6 +227,7 @@ class NetworkArrays:
             "load": {str(n): i for i, n in enumerate(self.load_names)},
             "storage": {str(n): i for i, n in enumerate(self.st_names)},
             "branch": {str(n): i for i, n in enumerate(self.br_names)},
+            "dcline": {str(n): i for i, n in enumerate(self.dc_names)},
         }
 
     def summary(self) -> str:
@@ -220,4 +236,5 @@ class NetworkArrays:
             f"{self.ref_node.size} island(s)), {self.n_branch} branches "
             f"({int(np.isfinite(self.br_rate).sum())} rated), {self.n_gen} injectors, "
             f"{self.n_load} loads, {self.n_storage} storage units"
+            + (f", {self.n_dcline} DC links" if self.n_dcline else "")
         )
