@@ -251,7 +251,8 @@ def flexible_net() -> object:
     pp.create_poly_cost(net, 0, "gen", cp1_eur_per_mw=20.0, cp2_eur_per_mw2=0.05)
     pp.create_poly_cost(net, 1, "gen", cp1_eur_per_mw=50.0, cp2_eur_per_mw2=0.2)
     li = pp.create_load(net, b[2], p_mw=0.0, controllable=True, min_p_mw=0.0, max_p_mw=80.0)
-    pp.create_poly_cost(net, li, "load", cp1_eur_per_mw=-45.0, cp2_eur_per_mw2=0.1)
+    # pandapower negates a load's cost on the injection: a convex (decreasing) bid has a negative cp2
+    pp.create_poly_cost(net, li, "load", cp1_eur_per_mw=-45.0, cp2_eur_per_mw2=-0.1)
     return net
 
 

@@ -293,6 +293,8 @@ def _sgen_flexible_load() -> Any:
     li = pp.create_load(net, 1, p_mw=0.0, controllable=True, min_p_mw=0.0, max_p_mw=40.0, name="=flex")
     pp.create_poly_cost(net, li, "load", cp1_eur_per_mw=-45.0)
     net.poly_cost["cp2_eur_per_mw2"] = 0.01
+    # pandapower negates a load's cost on the injection: a convex utility has a negative cp2
+    net.poly_cost.loc[net.poly_cost.et == "load", "cp2_eur_per_mw2"] = -0.01
     return net
 
 
