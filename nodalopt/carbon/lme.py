@@ -446,46 +446,9 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
         raise InputError(f"locational_marginal_emissions: need {G} finite emission factors, got {ef.size}.")
     c1v = np.asarray(net.gen_c1 if c1 is None else c1, dtype=float)
     c1v = np.broadcast_to(c1v[:, None] if c1v.ndim == 1 else c1v, (G, T))
-    qp = _build(state, ef, c1v, co2_cap, atol, rtol, near)
-    with np.errstate(invalid="ignore"):
-        d_lb, d_ub = qp.x - qp.lb, qp.ub - qp.x  # inf where unbounded
-        s_lb = np.isfinite(qp.lb) & (d_lb <= atol + rtol * np.abs(qp.lb))
-        s_ub = np.isfinite(qp.ub) & (d_ub <= atol + rtol * np.abs(qp.ub)) & ~s_lb
-        n_lb = ~s_lb & ~s_ub & (d_lb <= near)
-        n_ub = ~s_lb & ~s_ub & ~n_lb & (d_ub <= near)
-    strict_v, near_v = (s_lb | s_ub) & ~qp.hard, (n_lb | n_ub) & ~qp.hard
-    expect_v = np.where(s_lb | n_lb, 1.0, -1.0)  # sign of the bound multiplier (reduced cost)
-    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
-    tol_rc, tol_near = 1e-6 * lam_scale, 1e-4 * lam_scale
-
-    # 1. multipliers with every candidate constraint active -> strongly / weakly active / inactive
-    fixed_s = qp.hard | strict_v | near_v
-    rows_s = np.arange(qp.A.shape[0])
-    sys_s = _System(qp, rows_s, np.flatnonzero(~fixed_s))
-    y = np.zeros(qp.A.shape[0])
-    grad = qp.c + qp.h * qp.x
-    for rr, q, lin, blk in sys_s.blocks:
-        _, _, yy = blk.solve(-grad[sys_s.free[q]][:, None], -grad[sys_s.free[lin]][:, None],
-                             np.zeros((rr.size, 1)))
-        y[rows_s[rr]] = yy[:, 0]
-    rc = grad + qp.A.T @ y  # reduced cost of every column ($/MWh); ~0 on free columns
-    resid = float(np.abs(rc[~fixed_s]).max(initial=0.0))
-    if resid > 1e-3 * lam_scale:
-        warnings.warn(f"locational_marginal_emissions: the solution is not stationary for the given linear "
-                      f"costs (residual {resid:.3g} $/MWh); pass c1= the costs used in the solve (with any "
-                      "carbon adder). Uniqueness flags may be wrong.", RuntimeWarning, stacklevel=2)
-    weak_col = (strict_v & (np.abs(rc) <= tol_rc)) | (near_v & (np.abs(rc) <= tol_near))
-    fixed = qp.hard | (strict_v & ~weak_col) | (near_v & ~weak_col & (rc * expect_v > 0))
-    ineq = qp.dirn != 0
-    row_scale = np.asarray(abs(qp.A).max(axis=1).todense()).ravel() if qp.A.shape[0] else np.zeros(0)
-    ym = np.abs(y) * row_scale
-    weak_row = ineq & ((qp.strict & (ym <= tol_rc)) | (~qp.strict & (ym <= tol_near)))
-    keep = ~ineq | (qp.strict & ~weak_row) | (~qp.strict & ~weak_row & (y * qp.dirn > 0))
-
-    # 2. the system with weakly active constraints released
-    rows_w = np.flatnonzero(keep)
-    free_w = np.flatnonzero(~fixed)
-    sys_w = _System(qp, rows_w, free_w)
+    a = active_set(state, ef, c1v, co2_cap=co2_cap, atol=atol, rtol=rtol, near=near,
+                   caller="locational_marginal_emissions")
+    qp, weak_col, weak_row, rows_w, free_w, sys_w = a.qp, a.weak_col, a.weak_row, a.rows_w, a.free_w, a.system
     pos_w = np.full(qp.x.size, -1, np.int64)
     pos_w[free_w] = np.arange(free_w.size)
 
@@ -533,3 +496,86 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
             vals = vals - Q @ (Q.T @ vals)
         bad |= np.abs(vals).max(axis=0) > _TOUCH_TOL
     return lme.reshape(N, T), ~bad.reshape(N, T)
+
+
+@dataclass
+class ActiveSet:
+    """The classified active set of a solved DC-OPF and its reduced KKT system (public for
+    :mod:`nodalopt.signals`; see :func:`active_set`).
+
+    Columns are the local QP's variables (generator outputs, storage, shedding, piecewise-linear
+    epigraphs; ``qp.x`` and bounds), rows its candidate constraints (``qp.A x = qp.R d`` with
+    ``qp.dirn`` the inequality sense).  ``fixed``: columns held at a bound (strongly active or
+    equality-fixed); ``weak_col`` / ``weak_row``: active with a zero multiplier (released);
+    ``keep``: rows in the system; ``system``: the KKT system on ``rows_w`` x ``free_w``;
+    ``y``: multipliers of all candidate rows with every candidate active (``rc = grad + A' y``);
+    ``expect_v``: +1 for a column at (or near) its lower bound, -1 at its upper bound.
+    """
+
+    qp: _QP
+    grad: np.ndarray
+    rc: np.ndarray
+    y: np.ndarray
+    at_bound: np.ndarray
+    expect_v: np.ndarray
+    fixed: np.ndarray
+    weak_col: np.ndarray
+    weak_row: np.ndarray
+    keep: np.ndarray
+    rows_w: np.ndarray
+    free_w: np.ndarray
+    system: _System
+
+
+def active_set(state: SolvedState, ef: np.ndarray, c1: np.ndarray, *, co2_cap: bool | float | None = None,
+               atol: float = 1e-4, rtol: float = 1e-6, near: float = 2e-3,
+               caller: str = "active_set") -> ActiveSet:
+    """Classify the constraints of a solved DC-OPF (strongly / weakly active, inactive) and factorise
+    the reduced KKT system with the weakly active ones released.
+
+    Parameters are those of :func:`locational_marginal_emissions` (``c1`` as (G, T)); ``ef`` gives
+    the emission gradient ``qp.g`` (zeros when only prices are wanted); ``caller`` names the public
+    function in the stationarity warning.
+    """
+    qp = _build(state, ef, c1, co2_cap, atol, rtol, near)
+    with np.errstate(invalid="ignore"):
+        d_lb, d_ub = qp.x - qp.lb, qp.ub - qp.x  # inf where unbounded
+        s_lb = np.isfinite(qp.lb) & (d_lb <= atol + rtol * np.abs(qp.lb))
+        s_ub = np.isfinite(qp.ub) & (d_ub <= atol + rtol * np.abs(qp.ub)) & ~s_lb
+        n_lb = ~s_lb & ~s_ub & (d_lb <= near)
+        n_ub = ~s_lb & ~s_ub & ~n_lb & (d_ub <= near)
+    strict_v, near_v = (s_lb | s_ub) & ~qp.hard, (n_lb | n_ub) & ~qp.hard
+    expect_v = np.where(s_lb | n_lb, 1.0, -1.0)  # sign of the bound multiplier (reduced cost)
+    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
+    tol_rc, tol_near = 1e-6 * lam_scale, 1e-4 * lam_scale
+
+    # 1. multipliers with every candidate constraint active -> strongly / weakly active / inactive
+    fixed_s = qp.hard | strict_v | near_v
+    rows_s = np.arange(qp.A.shape[0])
+    sys_s = _System(qp, rows_s, np.flatnonzero(~fixed_s))
+    y = np.zeros(qp.A.shape[0])
+    grad = qp.c + qp.h * qp.x
+    for rr, q, lin, blk in sys_s.blocks:
+        _, _, yy = blk.solve(-grad[sys_s.free[q]][:, None], -grad[sys_s.free[lin]][:, None],
+                             np.zeros((rr.size, 1)))
+        y[rows_s[rr]] = yy[:, 0]
+    rc = grad + qp.A.T @ y  # reduced cost of every column ($/MWh); ~0 on free columns
+    resid = float(np.abs(rc[~fixed_s]).max(initial=0.0))
+    if resid > 1e-3 * lam_scale:
+        warnings.warn(f"{caller}: the solution is not stationary for the given linear "
+                      f"costs (residual {resid:.3g} $/MWh); pass c1= the costs used in the solve (with any "
+                      "carbon adder). Uniqueness flags may be wrong.", RuntimeWarning, stacklevel=3)
+    weak_col = (strict_v & (np.abs(rc) <= tol_rc)) | (near_v & (np.abs(rc) <= tol_near))
+    fixed = qp.hard | (strict_v & ~weak_col) | (near_v & ~weak_col & (rc * expect_v > 0))
+    ineq = qp.dirn != 0
+    row_scale = np.asarray(abs(qp.A).max(axis=1).todense()).ravel() if qp.A.shape[0] else np.zeros(0)
+    ym = np.abs(y) * row_scale
+    weak_row = ineq & ((qp.strict & (ym <= tol_rc)) | (~qp.strict & (ym <= tol_near)))
+    keep = ~ineq | (qp.strict & ~weak_row) | (~qp.strict & ~weak_row & (y * qp.dirn > 0))
+
+    # 2. the system with weakly active constraints released
+    rows_w = np.flatnonzero(keep)
+    free_w = np.flatnonzero(~fixed)
+    return ActiveSet(qp=qp, grad=grad, rc=rc, y=y, at_bound=strict_v | near_v, expect_v=expect_v, fixed=fixed,
+                     weak_col=weak_col, weak_row=weak_row, keep=keep, rows_w=rows_w, free_w=free_w,
+                     system=_System(qp, rows_w, free_w))
