@@ -6,9 +6,10 @@ from .distribution import TDOPF, TDNetwork
 from .errors import ConvergenceError, InfeasibleError, InputError, NodalOptError, SolverError, UnboundedError
 from .network import MatpowerCase, NetworkArrays, compile_network, load_case
 from .results import to_netcdf
+from .signals import explain
 
 __all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "ADMM", "ADMMSettings",
            "load_case", "compile_network", "NetworkArrays", "MatpowerCase",
-           "to_netcdf", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
+           "to_netcdf", "explain", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
            "SolverError", "ConvergenceError"]
 __version__ = "0.1.0"

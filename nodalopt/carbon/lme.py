@@ -99,6 +99,11 @@ class _QP:
     R: sp.csr_matrix  # (m, N*T) d(rhs)/d(demand)
     dirn: np.ndarray  # (m,) 0 equality, +1 "<=" row, -1 ">=" row (expected multiplier sign)
     strict: np.ndarray  # (m,) active within the strict tolerance (else only within ``near``)
+    cols: dict[str, tuple[int, int]] | None = None  # block -> (first column, elements); columns e*T + t
+    row_kind: np.ndarray | None = None  # (m,) str: balance, flow, angle_max, angle_min, ramp_up, ...
+    row_elem: np.ndarray | None = None  # (m,) element index (island, branch, gen, storage, segment, node)
+    row_t: np.ndarray | None = None  # (m,) period
+    shed_nodes: np.ndarray | None = None  # node of each element of the "shed" block
 
 
 class _Rows:
@@ -111,11 +116,13 @@ class _Rows:
         self.r: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.dirn: list[np.ndarray] = []
         self.strict: list[np.ndarray] = []
+        self.info: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (kind, element, period) per row
 
     def add(self, k: int, a_rows: np.ndarray, a_cols: np.ndarray, a_vals: np.ndarray,
             dirn: np.ndarray | float = 0.0, strict: np.ndarray | bool = True,
             r_rows: np.ndarray | None = None, r_cols: np.ndarray | None = None,
-            r_vals: np.ndarray | None = None) -> None:
+            r_vals: np.ndarray | None = None, kind: str = "", elem: np.ndarray | int = -1,
+            t: np.ndarray | int = -1) -> None:
         """Add ``k`` rows ``a x = b``; indices in ``a_rows`` / ``r_rows`` are local (0..k-1).
 
         ``dirn``: 0 for an equality, +1 for ``a x <= b``, -1 for ``a x >= b`` (the sign of
@@ -129,6 +136,8 @@ class _Rows:
             self.r.append((r_rows + self.m, r_cols, r_vals))
         self.dirn.append(np.broadcast_to(np.asarray(dirn, float), (k,)).copy())
         self.strict.append(np.broadcast_to(np.asarray(strict, bool), (k,)).copy())
+        self.info.append((np.full(k, kind, dtype=object), np.broadcast_to(np.asarray(elem, np.int64), (k,)).copy(),
+                          np.broadcast_to(np.asarray(t, np.int64), (k,)).copy()))
         self.m += k
 
     def build(self, n: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
@@ -237,7 +246,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
     rows.add(n_isl * T, isl[node[inj[live]]] * T + inj_t[live], inj[live], sign[inj[live]],
              r_rows=np.repeat(isl[nodes_live] * T, T) + np.tile(np.arange(T), nodes_live.size),
              r_cols=np.repeat(nodes_live * T, T) + np.tile(np.arange(T), nodes_live.size),
-             r_vals=np.ones(nodes_live.size * T))
+             r_vals=np.ones(nodes_live.size * T), kind="balance", elem=np.repeat(np.arange(n_isl), T),
+             t=np.tile(np.arange(T), n_isl))
     # branch-flow and angle limits (ineq): PTDF rows on the injections
     rate = np.where(np.isfinite(net.br_rate), net.br_rate, np.inf)[:, None]
     conducting = (net.br_b != 0)[:, None]
@@ -247,10 +257,10 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
     amax = np.where(np.isfinite(net.br_angmax), net.br_angmax, np.inf)[:, None]
     amin = np.where(np.isfinite(net.br_angmin), net.br_angmin, -np.inf)[:, None]
     by_t = [inj[inj_t == t] for t in range(T)]
-    for slack, tol, dirn, kind, wide in (
-            (slack_f, tol_f, np.sign(state.flow), "flow", near),
-            (amax - ang, 1e-7 + rtol * np.abs(amax), np.ones_like(ang), "angle", 0.0),
-            (ang - amin, 1e-7 + rtol * np.abs(amin), -np.ones_like(ang), "angle", 0.0)):
+    for slack, tol, dirn, kind, wide, label in (
+            (slack_f, tol_f, np.sign(state.flow), "flow", near, "flow"),
+            (amax - ang, 1e-7 + rtol * np.abs(amax), np.ones_like(ang), "angle", 0.0, "angle_max"),
+            (ang - amin, 1e-7 + rtol * np.abs(amin), -np.ones_like(ang), "angle", 0.0, "angle_min")):
         tol = np.broadcast_to(tol, slack.shape)
         with np.errstate(invalid="ignore"):
             cand = conducting & np.isfinite(slack) & (slack <= np.maximum(tol, wide))
@@ -267,11 +277,12 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         d = np.where(dirn[lines, ts] == 0, 1.0, dirn[lines, ts])
         rows.add(k, rr, cc, vv, dirn=d, strict=slack[lines, ts] <= tol[lines, ts],
                  r_rows=np.repeat(np.arange(k), N),
-                 r_cols=(np.arange(N)[None, :] * T + ts[:, None]).ravel(), r_vals=sens[li].ravel())
+                 r_cols=(np.arange(N)[None, :] * T + ts[:, None]).ravel(), r_vals=sens[li].ravel(), kind=label,
+                 elem=lines, t=ts)
     # ramps (ineq): p_t - p_{t-1} <= ramp_up * dt, >= -ramp_down * dt
     if T > 1:
         dp = state.p[:, 1:] - state.p[:, :-1]
-        for lim, sgn in ((net.gen_ramp_up, 1.0), (net.gen_ramp_down, -1.0)):
+        for lim, sgn, label in ((net.gen_ramp_up, 1.0, "ramp_up"), (net.gen_ramp_down, -1.0, "ramp_down")):
             fin = np.isfinite(lim)
             limdt = np.where(fin, lim, 0.0)[:, None] * dt
             slack = np.where(fin[:, None], limdt - sgn * dp, np.inf)
@@ -279,7 +290,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
             gg, tt = np.nonzero(slack <= np.maximum(tol, near))
             k = gg.size
             rows.add(k, np.repeat(np.arange(k), 2), np.c_[ci("p", gg, tt + 1), ci("p", gg, tt)].ravel(),
-                     np.tile([1.0, -1.0], k), dirn=sgn, strict=slack[gg, tt] <= tol[gg, tt])
+                     np.tile([1.0, -1.0], k), dirn=sgn, strict=slack[gg, tt] <= tol[gg, tt], kind=label, elem=gg,
+                     t=tt + 1)
     # storage dynamics (eq): e_t - e_{t-1} - dt*eta_c*pc_t + dt/eta_d*pd_t = 0
     if "e" in cols:
         ss, tt = np.divmod(np.arange(S * T), T)
@@ -290,7 +302,7 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         cc = np.r_[ci("e", ss, tt), ci("e", ss[has_prev], tt[has_prev] - 1), ci("pc", ss, tt), ci("pd", ss, tt)]
         vv = np.r_[np.ones(k), -np.ones(int(has_prev.sum())), -dt * net.st_eta_charge[ss],
                    dt / net.st_eta_discharge[ss]]
-        rows.add(k, rr, cc, vv)
+        rows.add(k, rr, cc, vv, kind="storage", elem=ss, t=tt)
     # pwl segments (ineq): z >= slope p + intercept, as the row z - slope p = intercept
     if pwl_g.size:
         zval = x[ci("z", zcol, 0)[:, None] + np.arange(T)[None, :]]
@@ -299,7 +311,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         kk, tt = np.nonzero(slack <= np.maximum(tol, near))
         k = kk.size
         rows.add(k, np.repeat(np.arange(k), 2), np.c_[ci("z", zcol[kk], tt), ci("p", net.pwl_gen[kk], tt)].ravel(),
-                 np.c_[np.ones(k), -net.pwl_slope[kk]].ravel(), dirn=-1.0, strict=slack[kk, tt] <= tol[kk, tt])
+                 np.c_[np.ones(k), -net.pwl_slope[kk]].ravel(), dirn=-1.0, strict=slack[kk, tt] <= tol[kk, tt],
+                 kind="pwl", elem=kk, t=tt)
     # load-shedding caps (ineq): shed <= cap(d)
     if "shed" in cols and cap is not None:
         capn = cap[shed_nodes]
@@ -308,7 +321,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         ee, tt = np.nonzero(slack <= np.maximum(tol, near))
         k = ee.size
         rows.add(k, np.arange(k), ci("shed", ee, tt), np.ones(k), dirn=1.0, strict=slack[ee, tt] <= tol[ee, tt],
-                 r_rows=np.arange(k), r_cols=shed_nodes[ee] * T + tt, r_vals=np.ones(k))
+                 r_rows=np.arange(k), r_cols=shed_nodes[ee] * T + tt, r_vals=np.ones(k), kind="shed_cap",
+                 elem=shed_nodes[ee], t=tt)
     # CO2 cap (ineq): dt * sum ef p <= cap, when binding (True) or within tolerance of the given cap
     if co2_cap is not None and co2_cap is not False:
         strict_cap: bool | None = True
@@ -321,9 +335,13 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
                 strict_cap = None  # not binding: no row
         if strict_cap is not None:
             pc_ = np.arange(G * T)
-            rows.add(1, np.zeros(G * T, np.int64), pc_, dt * g[pc_], dirn=1.0, strict=bool(strict_cap))
+            rows.add(1, np.zeros(G * T, np.int64), pc_, dt * g[pc_], dirn=1.0, strict=bool(strict_cap),
+                     kind="co2_cap")
     A, R, dirn, strict = rows.build(n)
-    return _QP(x=x, lb=lb, ub=ub, h=h, c=c, g=g, hard=hard, A=A, R=R, dirn=dirn, strict=strict)
+    kinds, elems, ts_ = (np.concatenate([r[i] for r in rows.info]) if rows.info else np.zeros(0, np.int64)
+                         for i in range(3))
+    return _QP(x=x, lb=lb, ub=ub, h=h, c=c, g=g, hard=hard, A=A, R=R, dirn=dirn, strict=strict, cols=cols,
+               row_kind=kinds, row_elem=elems, row_t=ts_, shed_nodes=shed_nodes)
 
 
 def _orth(m: np.ndarray) -> np.ndarray:

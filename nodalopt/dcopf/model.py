@@ -608,11 +608,15 @@ class DCOPF:
             cap_price = raw.cap_dual or 0.0
             price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
             ds = CT.add_carbon(ds, state, self.ef, price, raw.cap_dual, c1=self._c1())
+        from ..signals.explain import attach_state  # lazy: signals imports the dcopf state
+
+        cap_c1 = self.ef[:, None] * (raw.cap_dual or 0.0) if self.ef is not None else 0.0
+        attach_state(ds, state, self._c1() + cap_c1)  # for nodalopt.explain(ds)
         return ds
 
 
 def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str, str], Any] | None = None,
-          **kwargs: Any) -> xr.Dataset:
+          explain: bool = False, **kwargs: Any) -> xr.Dataset:
     """Solve a multi-period DC-OPF and return prices and dispatch as an ``xarray.Dataset``.
 
     Parameters
@@ -631,6 +635,9 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     profiles : mapping, optional
         ``{(table, column): DataFrame | DataArray | 1-D scaling}``; see
         :mod:`nodalopt.profiles`.
+    explain : bool
+        Add the price explanations of :func:`nodalopt.explain` (price intervals, valid
+        ranges, price setters); transmission DC-OPF only.
     **kwargs
         Passed to :class:`DCOPF` (``period_hours``, ``voll``, ``solver``,
         ``solver_options``, ``dc_model``, ``start``).
@@ -647,6 +654,10 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     """
     from ..distribution.td import TDNetwork
 
+    if explain and (isinstance(network, TDNetwork) or (isinstance(network, str | os.PathLike)
+                                                       and Path(network).is_dir())):
+        raise InputError("explain=True is available for transmission DC-OPF solves only (not yet for "
+                         "feeders / DLMPs or CSV folders).")
     if isinstance(network, TDNetwork):  # transmission + feeders: centralized model or ADMM
         if hours is None and profiles:
             lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
@@ -670,4 +681,9 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     if hours is None and profiles:
         lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
         hours = max(lengths) if lengths else None
-    return DCOPF(network, hours=hours, **kwargs).solve(profiles)
+    if not explain:
+        return DCOPF(network, hours=hours, **kwargs).solve(profiles)
+    from ..signals.explain import explain as _explain
+
+    ds = DCOPF(network, hours=hours, **kwargs).solve(profiles)
+    return ds.merge(_explain(ds))
