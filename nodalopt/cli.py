@@ -78,6 +78,14 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                       solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
                       co2_cap=args.co2_cap, emission_factors=args.emission_factors)
         ds = model.solve()
+        if args.explain:
+            from .signals import explain
+
+            ex = explain(ds)
+            ds = ds.merge(ex)
+            up, down = float(ex.valid_up_mw.median()), float(ex.valid_down_mw.median())
+            print(f"explain      {int((ex.lmp_max - ex.lmp_min > 1e-6).sum())} bus-hour(s) with a price interval; "
+                  f"median valid range +{up:.4g} / -{down:.4g} MW")
     print(summarize(ds))
     if args.output:
         to_netcdf(ds, args.output)
@@ -147,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None,
                    help="ADMM feeder updates on a local Dask cluster with this many workers (else in-process)")
     s.add_argument("--scheduler", default=None, help="ADMM on an existing Dask scheduler (tcp://host:port)")
+    s.add_argument("--explain", action="store_true", help="add price intervals, valid MW ranges and price setters")
     s.add_argument("-o", "--output", default=None, help="write the result Dataset to this netCDF file")
     s.set_defaults(func=_cmd_solve)
     b = sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")

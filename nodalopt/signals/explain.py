@@ -10,7 +10,8 @@ For a solved DC-OPF this module reports, per (time, bus):
     How much more (less) demand at that bus-hour keeps the active set, so that ``lmp`` and
     ``lme`` stay exact, and the constraint or unit whose state changes at that step.
 ``lmp_slope``
-    $/MWh per MW: the price moves linearly inside the range (non-zero with quadratic costs).
+    $/MWh per MW: the price moves linearly inside the range (non-zero with quadratic costs);
+    NaN where a side is degenerate (the curvature after a price jump is not computed).
 ``price_setters`` (time, bus, gen)
     ``w = d p_gen[t] / d demand[bus, t]``; ``lmp = sum_g w_g marginal_cost_g + lmp_coupling``,
     where ``lmp_coupling`` is the part set outside the units of that period (units of other
@@ -80,7 +81,11 @@ UNITS = {
 def attach_state(ds: xr.Dataset, state: SolvedState, c1: np.ndarray) -> None:
     """Remember the solved point behind ``ds`` (in this process) so that :func:`explain` can use it."""
     key = id(ds)
-    _CONTEXT[key] = (weakref.ref(ds, lambda _r, k=key: _CONTEXT.pop(k, None)), state, np.asarray(c1, float))
+
+    def forget(_ref: Any, k: int = key) -> None:
+        _CONTEXT.pop(k, None)
+
+    _CONTEXT[key] = (weakref.ref(ds, forget), state, np.asarray(c1, float))
 
 
 def explain(ds: xr.Dataset) -> xr.Dataset:
@@ -269,13 +274,15 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     act_a = np.zeros((net.n_branch, T), bool)
     act_r = np.zeros((2, G, T), bool)
     ak = qp.row_kind if qp.row_kind is not None else np.zeros(m, object)
+    r_el = qp.row_elem if qp.row_elem is not None else np.zeros(m, np.int64)
+    r_t = qp.row_t if qp.row_t is not None else np.zeros(m, np.int64)
     held = a.keep | a.weak_row
     for kind, arr in (("flow", act_f), ("angle_max", act_a), ("angle_min", act_a)):
         sel = held & (ak == kind)
-        arr[qp.row_elem[sel], qp.row_t[sel]] = True
+        arr[r_el[sel], r_t[sel]] = True
     for i, kind in enumerate(("ramp_up", "ramp_down")):
         sel = held & (ak == kind)
-        act_r[i, qp.row_elem[sel], qp.row_t[sel]] = True
+        act_r[i, r_el[sel], r_t[sel]] = True
     ramp = T > 1 and bool(np.isfinite(net.gen_ramp_up).any() or np.isfinite(net.gen_ramp_down).any())
     if ramp:
         dpv = state.p[:, 1:] - state.p[:, :-1]
@@ -302,7 +309,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             return lab.col(int(j), upper=a.expect_v[j] < 0, release=True)
         if code < base["flow"]:
             r = kept_ineq[code - base["row"]]
-            return lab.row(str(ak[r]), int(qp.row_elem[r]), int(qp.row_t[r]), release=True)
+            return lab.row(str(ak[r]), int(r_el[r]), int(r_t[r]), release=True)
         if code < base["ang"]:
             k, t = divmod(code - base["flow"], T)
             return lab.row("flow", int(mon_f[k]), t, release=False)
@@ -413,9 +420,8 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             stp, cd = ratio_test(dx, dy, cols, s)
             valid[i, cols] = stp
             events[i, cols] = cd
-            for j in np.flatnonzero(~ok_side[i]):
-                degenerate.append((int(cols[j]), s))
-    # unique_prices flags (conservative) also get the LP check on both sides
+            degenerate.extend((int(c), s) for c in cols[~ok_side[i]])
+    # degenerate sides: the tangent-cone LP gives the one-sided derivative and a direction
     for (j, s) in degenerate:
         dval, dxj = _side_lp(qp, a, grad_lp, Rall[:, [j]].toarray().ravel(), s)
         if s > 0:
@@ -424,7 +430,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             coupling[j] = (grad_lp @ dxj - mc[:, j % T] @ dxj[lab.gen_col[:, j % T]]) if dxj is not None else np.nan
         else:
             lmp_min[j] = dval
-        slope[j] = 0.0 if dxj is not None else np.nan
+        slope[j] = np.nan  # curvature on a degenerate side is not computed
         if dxj is None:
             valid[0 if s > 0 else 1, j], events[0 if s > 0 else 1, j] = 0.0, -1
             continue
@@ -435,8 +441,8 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             if code >= 0:
                 ev_str[i, events[i] == code] = decode(int(code), 1.0)
     dead = ~np.isin(np.arange(NT), live_cols)
-    for arr in (lmp_min, lmp_max, slope, coupling):
-        arr[dead] = np.nan
+    for arr1 in (lmp_min, lmp_max, slope, coupling):
+        arr1[dead] = np.nan
     valid[:, dead] = np.nan
     return Explanation(lmp_min=lmp_min.reshape(N, T), lmp_max=lmp_max.reshape(N, T),
                        valid_up=valid[0].reshape(N, T), valid_down=valid[1].reshape(N, T),
