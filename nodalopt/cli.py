@@ -79,10 +79,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                       co2_cap=args.co2_cap, emission_factors=args.emission_factors)
         ds = model.solve()
         if args.explain:
-            from .signals import explain
+            from .signals import with_explanation
 
-            ex = explain(ds)
-            ds = ds.merge(ex)
+            ds = ex = with_explanation(ds)
             up, down = float(ex.valid_up_mw.median()), float(ex.valid_down_mw.median())
             print(f"explain      {int((ex.lmp_max - ex.lmp_min > 1e-6).sum())} bus-hour(s) with a price interval; "
                   f"median valid range +{up:.4g} / -{down:.4g} MW")

@@ -683,7 +683,6 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
         hours = max(lengths) if lengths else None
     if not explain:
         return DCOPF(network, hours=hours, **kwargs).solve(profiles)
-    from ..signals.explain import explain as _explain
+    from ..signals.explain import with_explanation
 
-    ds = DCOPF(network, hours=hours, **kwargs).solve(profiles)
-    return ds.merge(_explain(ds))
+    return with_explanation(DCOPF(network, hours=hours, **kwargs).solve(profiles))

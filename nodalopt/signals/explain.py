@@ -113,6 +113,17 @@ def explain(ds: xr.Dataset) -> xr.Dataset:
     return to_dataset(out, ctx[1], ds)
 
 
+def with_explanation(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` merged with :func:`explain` (``ds``'s attrs plus ``explain_lp_solves``); the merged
+    Dataset can itself be passed to :func:`explain` again."""
+    ex = explain(ds)
+    out = ds.merge(ex)
+    out.attrs.update(ex.attrs)
+    ctx = _CONTEXT[id(ds)]
+    attach_state(out, ctx[1], ctx[2])
+    return out
+
+
 @dataclass
 class Explanation:
     """Arrays on (node, time) (``w``: (G, N, T)); see :func:`explain`."""
