@@ -36,6 +36,11 @@ reaching a bound, inactive branch flow / angle / ramp limits becoming binding (f
 branch in every period, through PTDF columns), and active constraints whose multiplier
 reaches zero (KKT directions only).
 
+Consistency guard: the solver's price is an optimal dual, so it must lie in [lmp_min, lmp_max]; where
+an LP interval misses it (a misclassified active set, seen along storage state-of-charge plateaus
+whose duals are degenerate) every explanation of that bus-hour is NaN and counted in the attribute
+``explain_unresolved``.
+
 Limits (not modelled in the ratio test): inactive piecewise-linear segments, inactive
 load-shedding caps and a CO2 cap (its dual is held fixed as a carbon price, as the LME does).
 Tolerances: a step counts a direction component above ``1e-9`` per MW.
@@ -73,6 +78,7 @@ UNITS = {
     "next_event_down": ("1", "constraint or unit whose state changes at valid_down_mw"),
     "price_setters": ("MW/MW", "change of each unit's output in the same period per MW of extra demand"),
     "marginal_cost": ("$/MWh", "marginal cost of each unit at the solution (c1 + 2 c2 p, carbon adders)"),
+    "explain_lp": ("1", "True where a side was degenerate and solved by the tangent-cone LP (lmp_slope NaN)"),
     "lmp_coupling": ("$/MWh", "part of the price set outside this period's units (storage, ramps, "
                      "other periods, shedding, piecewise-linear segments)"),
 }
@@ -139,6 +145,8 @@ class Explanation:
     mc: np.ndarray
     coupling: np.ndarray
     n_lp: int
+    used_lp: np.ndarray  # (N, T) a side needed the tangent-cone LP
+    n_unresolved: int  # bus-hours left NaN (LP interval missed the solver's price)
 
 
 class _Labels:
@@ -260,8 +268,16 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     with np.errstate(invalid="ignore"):
         up_dist = np.where(np.isfinite(qp.ub), qp.ub - qp.x, np.inf)[free_w]
         lo_dist = np.where(np.isfinite(qp.lb), qp.x - qp.lb, np.inf)[free_w]
+    # multipliers of the held constraints; a wrong sign (degenerate duals split by the minimum-norm
+    # solve, e.g. along a storage plateau) is not trusted as a release event
+    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
     m_fix = a.expect_v[fixed_soft] * rc[fixed_soft]
+    m_fix[m_fix < -1e-6 * lam_scale] = np.inf
     m_row = qp.dirn[kept_ineq] * yw[kept_ineq]
+    m_row[m_row < -1e-6 * lam_scale] = np.inf
+    # demand columns whose price the released system does not reproduce: its multipliers are not the
+    # optimal duals there (see above), so both sides go to the LP
+    wrong_price = np.abs(-np.asarray(qp.R.T @ yw).ravel() - state.lam.ravel()) > 1e-6 * lam_scale
     # injections: columns at nodes; PTDF columns of the nodes where injections can move
     inj = np.flatnonzero((lab.col_node >= 0) & is_free)
     inj_nodes, inj_pos = np.unique(lab.col_node[inj], return_inverse=True)
@@ -314,7 +330,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             return ""
         if code < base["fix"]:
             j = free_w[code % nf]
-            return lab.col(int(j), upper=code >= nf, release=False)
+            return lab.col(int(j), upper=code < nf, release=False)  # rows 0..nf-1: upper bounds
         if code < base["row"]:
             j = fixed_soft[code - base["fix"]]
             return lab.col(int(j), upper=a.expect_v[j] < 0, release=True)
@@ -412,7 +428,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             dx[free_w[lin]] += xl
             dy[rows_w[rr]] += yy
         resid = np.abs(np.asarray(Aw @ dx) - Rc.toarray()).max(axis=0, initial=0.0)
-        ok = resid <= _CONSIST
+        ok = (resid <= _CONSIST) & ~wrong_price[cols]
         ok_side = np.vstack([ok, ok])
         if weak_cols.size:
             wv = a.expect_v[weak_cols][:, None] * dx[weak_cols]  # > 0: moves away from its bound
@@ -447,6 +463,18 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             continue
         stp, cd = ratio_test(s * dxj[:, None], None, np.array([j]), s)
         valid[0 if s > 0 else 1, j], events[0 if s > 0 else 1, j] = stp[0], cd[0]
+    # an optimal dual (the solver's lmp) lies in the interval of optimal prices: an LP interval that
+    # misses it comes from a misclassified active set (degenerate duals along storage plateaus);
+    # nothing is published there
+    used_lp = np.zeros(NT, bool)
+    used_lp[[j for j, _ in degenerate]] = True
+    tol_in = 1e-6 * lam_scale
+    unresolved = used_lp & ((lmp < lmp_min - tol_in) | (lmp > lmp_max + tol_in))
+    for arr1 in (lmp_min, lmp_max, slope, coupling):
+        arr1[unresolved] = np.nan
+    valid[:, unresolved] = np.nan
+    events[:, unresolved] = -1
+    w[:, unresolved] = np.nan
     for i in range(2):
         for code in np.unique(events[i]):
             if code >= 0:
@@ -459,7 +487,8 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
                        valid_up=valid[0].reshape(N, T), valid_down=valid[1].reshape(N, T),
                        slope=slope.reshape(N, T), event_up=ev_str[0].reshape(N, T),
                        event_down=ev_str[1].reshape(N, T), w=w.reshape(G, N, T), mc=mc,
-                       coupling=coupling.reshape(N, T), n_lp=len(degenerate))
+                       coupling=coupling.reshape(N, T), n_lp=len(degenerate), used_lp=used_lp.reshape(N, T),
+                       n_unresolved=int(unresolved.sum()))
 
 
 def _side_lp(qp: Any, a: Any, grad: np.ndarray, r: np.ndarray, s: float) -> tuple[float, np.ndarray | None]:
@@ -510,8 +539,10 @@ def to_dataset(ex: Explanation, state: SolvedState, ds: xr.Dataset | None = None
         "lmp_coupling": da(ex.coupling[bn].T, ("time", "bus"), "lmp_coupling"),
         "price_setters": da(ex.w[:, bn, :].transpose(2, 1, 0), ("time", "bus", "gen"), "price_setters"),
         "marginal_cost": da(ex.mc.T, ("time", "gen"), "marginal_cost"),
+        "explain_lp": da(ex.used_lp[bn].T, ("time", "bus"), "explain_lp"),
     })
     if ds is not None:
         out = out.assign_coords({k: ds.coords[k] for k in ("time", "bus", "gen") if k in ds.coords})
     out.attrs["explain_lp_solves"] = ex.n_lp
+    out.attrs["explain_unresolved"] = ex.n_unresolved
     return out
