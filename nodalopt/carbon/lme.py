@@ -597,3 +597,9 @@ def active_set(state: SolvedState, ef: np.ndarray, c1: np.ndarray, *, co2_cap: b
     return ActiveSet(qp=qp, grad=grad, rc=rc, y=y, at_bound=strict_v | near_v, expect_v=expect_v, fixed=fixed,
                      weak_col=weak_col, weak_row=weak_row, keep=keep, rows_w=rows_w, free_w=free_w,
                      system=_System(qp, rows_w, free_w))
+
+
+def kkt_system(qp: _QP, rows: np.ndarray, free: np.ndarray) -> _System:
+    """The reduced KKT system of :attr:`ActiveSet.qp` for other active ``rows`` / ``free`` columns
+    (e.g. with the weakly active constraints held instead of released); blocks as in :class:`ActiveSet`."""
+    return _System(qp, rows, free)

@@ -57,7 +57,7 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.optimize import linprog
 
-from ..carbon.lme import active_set
+from ..carbon.lme import active_set, kkt_system
 from ..dcopf.state import SolvedState
 from ..errors import InputError, SolverError
 
@@ -243,21 +243,36 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     qp = a.qp
     n, m = qp.x.size, qp.A.shape[0]
     lab = _Labels(state, qp)
-    rows_w, free_w = a.rows_w, a.free_w
-    # multipliers of the released system: stationarity on its free columns
-    yw = np.zeros(m)
-    for rr, q, lin, blk in a.system.blocks:
-        _, _, yy = blk.solve(-a.grad[free_w[q]][:, None], -a.grad[free_w[lin]][:, None], np.zeros((rr.size, 1)))
-        yw[rows_w[rr]] = yy[:, 0]
-    rc = a.grad + qp.A.T @ yw
+    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
+    fixed, keep = a.fixed, a.keep
+    rows_w, free_w, system = a.rows_w, a.free_w, a.system
+    for attempt in range(2):
+        # multipliers of the system: stationarity on its free columns
+        yw = np.zeros(m)
+        for rr, q, lin, blk in system.blocks:
+            _, _, yy = blk.solve(-a.grad[free_w[q]][:, None], -a.grad[free_w[lin]][:, None],
+                                 np.zeros((rr.size, 1)))
+            yw[rows_w[rr]] = yy[:, 0]
+        rc = a.grad + qp.A.T @ yw
+        if attempt or np.abs(rc[free_w]).max(initial=0.0) <= 1e-6 * lam_scale:
+            break
+        # Releasing the weakly active constraints left the system without a stationary point: their
+        # zero multipliers came from one choice among non-unique duals (e.g. a state-of-charge plateau).
+        # Hold them instead.
+        fixed = a.fixed | (a.weak_col & a.at_bound)
+        keep = a.keep | a.weak_row
+        rows_w, free_w = np.flatnonzero(keep), np.flatnonzero(~fixed)
+        system = kkt_system(qp, rows_w, free_w)
     is_free = np.zeros(n, bool)
     is_free[free_w] = True
+    weak_col_rel = a.weak_col & is_free
+    weak_row_rel = a.weak_row & ~keep
     grad_lp = a.grad - np.where(is_free, rc, 0.0)  # zero reduced cost on the free columns
     ineq = qp.dirn != 0
-    kept_ineq = np.flatnonzero(a.keep & ineq)
-    fixed_soft = np.flatnonzero(a.fixed & ~qp.hard)
-    weak_cols = np.flatnonzero(a.weak_col)
-    weak_rows = np.flatnonzero(a.weak_row)
+    kept_ineq = np.flatnonzero(keep & ineq)
+    fixed_soft = np.flatnonzero(fixed & ~qp.hard)
+    weak_cols = np.flatnonzero(weak_col_rel)
+    weak_rows = np.flatnonzero(weak_row_rel)
     Aw = sp.csr_matrix(qp.A[rows_w])
     Rw = sp.csc_matrix(qp.R[rows_w])
     Rall = sp.csc_matrix(qp.R)
@@ -270,7 +285,6 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
         lo_dist = np.where(np.isfinite(qp.lb), qp.x - qp.lb, np.inf)[free_w]
     # multipliers of the held constraints; a wrong sign (degenerate duals split by the minimum-norm
     # solve, e.g. along a storage plateau) is not trusted as a release event
-    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
     m_fix = a.expect_v[fixed_soft] * rc[fixed_soft]
     m_fix[m_fix < -1e-6 * lam_scale] = np.inf
     m_row = qp.dirn[kept_ineq] * yw[kept_ineq]
@@ -303,7 +317,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     ak = qp.row_kind if qp.row_kind is not None else np.zeros(m, object)
     r_el = qp.row_elem if qp.row_elem is not None else np.zeros(m, np.int64)
     r_t = qp.row_t if qp.row_t is not None else np.zeros(m, np.int64)
-    held = a.keep | a.weak_row
+    held = keep | a.weak_row
     for kind, arr in (("flow", act_f), ("angle_max", act_a), ("angle_min", act_a)):
         sel = held & (ak == kind)
         arr[r_el[sel], r_t[sel]] = True
@@ -412,7 +426,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     live = np.isin(net.node_island, net.node_island[live])
     live_cols = (np.flatnonzero(live)[:, None] * T + np.arange(T)[None, :]).T.ravel()  # period-major
     degenerate: list[tuple[int, float]] = []
-    blocks = a.system.blocks
+    blocks = system.blocks
     for c0 in range(0, live_cols.size, _CHUNK):
         cols = live_cols[c0:c0 + _CHUNK]
         C = cols.size
