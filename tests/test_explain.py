@@ -245,3 +245,41 @@ def test_explain_needs_the_solved_dataset() -> None:
 def test_cli_explain(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["solve", "case118_200mva", "--explain"]) == 0
     assert "1 bus-hour(s) with a price interval" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ step curve
+def test_price_curve_piece_equals_resolved_prices_and_plot_renders() -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from nodalopt import plots
+    from nodalopt.signals import price_curve
+
+    net = nodalopt.load_case("case118_200mva")
+    curve = price_curve(net, 60, 25.0)  # inside the first piece (line:90 binds at 25.63 MW)
+    assert len(curve) == 1 and curve.end_mw.iloc[0] == pytest.approx(25.0)
+    for mw in (5.0, 20.0):
+        got = float(solve_extra(net, 60, mw).lmp.sel(bus=60)[0])
+        r = curve.iloc[0]
+        assert abs(got - (r.price_start + r.slope * mw)) <= 1e-6
+    ax = plots.plot_price_curve(curve)
+    xy = plots.find_artist(ax, "nodalopt:price_curve").get_xydata()
+    np.testing.assert_allclose(xy[:, 1], np.column_stack([curve.price_start, curve.price_end]).ravel())
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+
+
+@pytest.mark.xfail(strict=True, raises=nodalopt.SolverError,
+                   reason="issue 16, not done: a few MW past a breakpoint the active set is misclassified "
+                   "(near-binding limits with small multipliers, parallel binding branches), the explanation "
+                   "there is unresolved and price_curve stops (bus 60 of case118_200mva: at 29.84 MW)")
+def test_price_curve_steps_past_breakpoints() -> None:
+    from nodalopt.signals import price_curve
+
+    net = nodalopt.load_case("case118_200mva")
+    curve = price_curve(net, 60, 80.0)
+    assert len(curve) >= 2 and curve.event.iloc[0].startswith("branch:line:90")
+    for _, r in curve.iterrows():
+        mid = 0.5 * (r.start_mw + r.end_mw)
+        got = float(solve_extra(net, 60, mid).lmp.sel(bus=60)[0])
+        assert abs(got - (r.price_start + r.slope * (mid - r.start_mw))) <= 1e-6

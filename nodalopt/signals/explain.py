@@ -64,6 +64,7 @@ from ..errors import InputError, SolverError
 _EPS = 1e-9  # MW per MW: direction components below this do not move anything
 _CONSIST = 1e-6  # residual of the KKT direction above which the active set cannot absorb the demand
 _CHUNK = 256  # demand columns per batch of right-hand sides
+_PAST = 0.5  # MW past a breakpoint where price_curve re-solves
 
 #: ds -> (weak reference, state, linear costs) for :func:`explain` on a Dataset from :func:`nodalopt.solve`
 _CONTEXT: dict[int, tuple[Any, SolvedState, np.ndarray]] = {}
@@ -560,3 +561,82 @@ def to_dataset(ex: Explanation, state: SolvedState, ds: xr.Dataset | None = None
     out.attrs["explain_lp_solves"] = ex.n_lp
     out.attrs["explain_unresolved"] = ex.n_unresolved
     return out
+
+
+def price_curve(network: Any, bus: int, max_mw: float, *, max_steps: int = 50, **solve_kw: Any) -> Any:
+    """The price a bus sees as a function of extra demand, piece by piece (single period).
+
+    Starting from the solved case, each piece is the explanation of the case with the extra
+    demand reached so far: the price ``lmp_max + lmp_slope * dMW`` holds for ``valid_up_mw``;
+    then the demand is moved ``_PAST`` (0.5 MW) past the breakpoint and the case re-solved (closer,
+    an interior-point solve has not yet settled the new active set: the constraint that starts to
+    bind is still 1e-3 MW or so off its bound).
+
+    Parameters
+    ----------
+    network : pandapowerNet or MatpowerCase
+        The case (not modified; extra demand is added to a copy).
+    bus : int
+        Bus id.
+    max_mw : float
+        Extra demand to cover, MW.
+    max_steps : int
+        Most pieces (re-solves).
+    **solve_kw
+        Passed to :func:`nodalopt.solve` (``hours`` must be 1 or absent).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per piece: ``start_mw``, ``end_mw``, ``price_start``, ``price_end`` ($/MWh),
+        ``slope`` ($/MWh per MW) and ``event`` (what ends the piece).
+    """
+    import copy
+    import dataclasses
+
+    import pandas as pd
+
+    from ..dcopf.model import solve
+    from ..network.matpower import MatpowerCase
+
+    if solve_kw.get("hours", 1) not in (None, 1):
+        raise InputError("price_curve covers one period: pass hours=1 (or none).")
+    if not (np.isfinite(max_mw) and max_mw > 0):
+        raise InputError(f"price_curve: max_mw must be a positive number of MW, got {max_mw!r}.")
+
+    def with_extra(mw: float) -> Any:
+        if isinstance(network, MatpowerCase):
+            b = network.bus.copy()
+            rows = np.flatnonzero(b[:, 0].astype(np.int64) == bus)
+            if not rows.size:
+                raise InputError(f"price_curve: bus {bus} is not in {network.name}.")
+            b[rows[0], 2] += mw
+            return dataclasses.replace(network, bus=b)
+        if hasattr(network, "load") and hasattr(network, "bus"):
+            import pandapower as pp
+
+            if bus not in network.bus.index:
+                raise InputError(f"price_curve: bus {bus} is not in the pandapower net.")
+            n2 = copy.deepcopy(network)
+            pp.create_load(n2, bus, p_mw=mw, name="nodalopt price_curve")
+            return n2
+        raise InputError("price_curve needs a pandapower net or a MatpowerCase.")
+
+    rows: list[dict[str, Any]] = []
+    start = 0.0
+    for _ in range(max_steps):
+        ds = solve(with_extra(start), explain=True, **solve_kw)
+        x = ds.sel(bus=bus).isel(time=0)
+        p0, k, up = float(x.lmp_max), float(x.lmp_slope), float(x.valid_up_mw)
+        if not np.isfinite(p0):
+            raise SolverError(f"price_curve: the explanation at bus {bus} with {start:.4g} MW extra is unresolved "
+                              "(see explain_unresolved); the curve stops there.", status="explain_unresolved")
+        if not np.isfinite(k):
+            k = 0.0
+        end = min(start + up, max_mw) if np.isfinite(up) else max_mw
+        rows.append(dict(start_mw=start, end_mw=end, price_start=p0, price_end=p0 + k * (end - start), slope=k,
+                         event=str(x.next_event.item()) if end < max_mw else ""))
+        if end >= max_mw:
+            break
+        start = end + _PAST
+    return pd.DataFrame(rows)
