@@ -269,10 +269,9 @@ def test_price_curve_piece_equals_resolved_prices_and_plot_renders() -> None:
     plt.close(ax.figure)
 
 
-@pytest.mark.xfail(strict=True, raises=nodalopt.SolverError,
-                   reason="issue 16, not done: a few MW past a breakpoint the active set is misclassified "
-                   "(near-binding limits with small multipliers, parallel binding branches), the explanation "
-                   "there is unresolved and price_curve stops (bus 60 of case118_200mva: at 29.84 MW)")
+@pytest.mark.xfail(strict=True, reason="issue 16, not done: just past a breakpoint the interior-point point is "
+                   "not settled (limits with small multipliers sit up to ~0.5 MW off their bound); the pieces "
+                   "after the first are off by up to 5e-5 $/MWh (bus 60 of case118_200mva, 26.1-29.3 MW)")
 def test_price_curve_steps_past_breakpoints() -> None:
     from nodalopt.signals import price_curve
 

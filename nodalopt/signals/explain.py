@@ -64,6 +64,8 @@ from ..errors import InputError, SolverError
 _EPS = 1e-9  # MW per MW: direction components below this do not move anything
 _CONSIST = 1e-6  # residual of the KKT direction above which the active set cannot absorb the demand
 _CHUNK = 256  # demand columns per batch of right-hand sides
+_REFINE = 6  # rounds of active-set repair when the system has no stationary point
+_WIDE = 0.5  # MW: a free column this close to a bound, pushed there by its reduced cost, is at it
 _PAST = 0.5  # MW past a breakpoint where price_curve re-solves
 
 #: ds -> (weak reference, state, linear costs) for :func:`explain` on a Dataset from :func:`nodalopt.solve`
@@ -245,9 +247,13 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     n, m = qp.x.size, qp.A.shape[0]
     lab = _Labels(state, qp)
     lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
-    fixed, keep = a.fixed, a.keep
+    fixed, keep, expect = a.fixed.copy(), a.keep, a.expect_v.copy()
     rows_w, free_w, system = a.rows_w, a.free_w, a.system
-    for attempt in range(2):
+    weak_held = False
+    with np.errstate(invalid="ignore"):
+        d_lb, d_ub = qp.x - qp.lb, qp.ub - qp.x
+    tol_st = 1e-6 * lam_scale
+    for _ in range(_REFINE):
         # multipliers of the system: stationarity on its free columns
         yw = np.zeros(m)
         for rr, q, lin, blk in system.blocks:
@@ -255,13 +261,29 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
                                  np.zeros((rr.size, 1)))
             yw[rows_w[rr]] = yy[:, 0]
         rc = a.grad + qp.A.T @ yw
-        if attempt or np.abs(rc[free_w]).max(initial=0.0) <= 1e-6 * lam_scale:
+        if np.abs(rc[free_w]).max(initial=0.0) <= tol_st:
             break
-        # Releasing the weakly active constraints left the system without a stationary point: their
-        # zero multipliers came from one choice among non-unique duals (e.g. a state-of-charge plateau).
-        # Hold them instead.
-        fixed = a.fixed | (a.weak_col & a.at_bound)
-        keep = a.keep | a.weak_row
+        # No stationary point on this active set.  (1) An interior-point solve leaves a bound with a
+        # small multiplier mu about (barrier / mu) off: a free column within _WIDE MW of a bound whose
+        # reduced cost pushes it there is at that bound.
+        free_mask = np.zeros(n, bool)
+        free_mask[free_w] = True
+        at_lb = free_mask & ~qp.hard & (d_lb <= _WIDE) & (rc > tol_st)
+        at_ub = free_mask & ~qp.hard & (d_ub <= _WIDE) & (rc < -tol_st) & ~at_lb
+        cand = at_lb | at_ub  # the strongest first: the others' residual may only be its echo
+        strongest = cand & (np.abs(rc) >= 0.5 * np.abs(np.where(cand, rc, 0.0)).max(initial=0.0))
+        at_lb, at_ub = at_lb & strongest, at_ub & strongest
+        if at_lb.any() or at_ub.any():
+            fixed = fixed | at_lb | at_ub
+            expect[at_lb], expect[at_ub] = 1.0, -1.0
+        elif not weak_held:
+            # (2) The weakly active constraints' zero multipliers came from one choice among
+            # non-unique duals (e.g. a state-of-charge plateau): hold them instead of releasing them.
+            fixed = fixed | (a.weak_col & a.at_bound)
+            keep = a.keep | a.weak_row
+            weak_held = True
+        else:
+            break
         rows_w, free_w = np.flatnonzero(keep), np.flatnonzero(~fixed)
         system = kkt_system(qp, rows_w, free_w)
     is_free = np.zeros(n, bool)
@@ -286,7 +308,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
         lo_dist = np.where(np.isfinite(qp.lb), qp.x - qp.lb, np.inf)[free_w]
     # multipliers of the held constraints; a wrong sign (degenerate duals split by the minimum-norm
     # solve, e.g. along a storage plateau) is not trusted as a release event
-    m_fix = a.expect_v[fixed_soft] * rc[fixed_soft]
+    m_fix = expect[fixed_soft] * rc[fixed_soft]
     m_fix[m_fix < -1e-6 * lam_scale] = np.inf
     m_row = qp.dirn[kept_ineq] * yw[kept_ineq]
     m_row[m_row < -1e-6 * lam_scale] = np.inf
@@ -348,7 +370,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             return lab.col(int(j), upper=code < nf, release=False)  # rows 0..nf-1: upper bounds
         if code < base["row"]:
             j = fixed_soft[code - base["fix"]]
-            return lab.col(int(j), upper=a.expect_v[j] < 0, release=True)
+            return lab.col(int(j), upper=expect[j] < 0, release=True)
         if code < base["flow"]:
             r = kept_ineq[code - base["row"]]
             return lab.row(str(ak[r]), int(r_el[r]), int(r_t[r]), release=True)
@@ -372,7 +394,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
         cands = [(best, code)]
         if dy is not None:
             dys = s * dy
-            dm_fix = a.expect_v[fixed_soft][:, None] * np.asarray(AfixT @ dys)
+            dm_fix = expect[fixed_soft][:, None] * np.asarray(AfixT @ dys)
             cands.append(_min_step(_ratio(np.full(fixed_soft.size, np.inf), m_fix, dm_fix), base["fix"]))
             dm_row = qp.dirn[kept_ineq][:, None] * dys[kept_ineq]
             cands.append(_min_step(_ratio(np.full(kept_ineq.size, np.inf), m_row, dm_row), base["row"]))
@@ -446,7 +468,7 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
         ok = (resid <= _CONSIST) & ~wrong_price[cols]
         ok_side = np.vstack([ok, ok])
         if weak_cols.size:
-            wv = a.expect_v[weak_cols][:, None] * dx[weak_cols]  # > 0: moves away from its bound
+            wv = expect[weak_cols][:, None] * dx[weak_cols]  # > 0: moves away from its bound
             ok_side[0] &= (wv >= -_EPS).all(axis=0)
             ok_side[1] &= (wv <= _EPS).all(axis=0)
         if weak_rows.size:
@@ -465,7 +487,8 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
             degenerate.extend((int(c), s) for c in cols[~ok_side[i]])
     # degenerate sides: the tangent-cone LP gives the one-sided derivative and a direction
     for (j, s) in degenerate:
-        dval, dxj = _side_lp(qp, a, grad_lp, Rall[:, [j]].toarray().ravel(), s)
+        dval, dxj = _side_lp(qp, keep | a.weak_row, fixed | a.weak_col, expect, grad_lp,
+                             Rall[:, [j]].toarray().ravel(), s)
         if s > 0:
             lmp_max[j] = dval
             w[:, j] = dxj[lab.gen_col[:, j % T]] if G and dxj is not None else np.nan
@@ -484,7 +507,8 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
     used_lp = np.zeros(NT, bool)
     used_lp[[j for j, _ in degenerate]] = True
     tol_in = 1e-6 * lam_scale
-    unresolved = used_lp & ((lmp < lmp_min - tol_in) | (lmp > lmp_max + tol_in))
+    unresolved = used_lp & ((lmp < lmp_min - tol_in) | (lmp > lmp_max + tol_in) | np.isnan(lmp_min)
+                            | np.isnan(lmp_max))
     for arr1 in (lmp_min, lmp_max, slope, coupling):
         arr1[unresolved] = np.nan
     valid[:, unresolved] = np.nan
@@ -506,7 +530,8 @@ def explain_state(state: SolvedState, c1: np.ndarray | None = None, *, atol: flo
                        n_unresolved=int(unresolved.sum()))
 
 
-def _side_lp(qp: Any, a: Any, grad: np.ndarray, r: np.ndarray, s: float) -> tuple[float, np.ndarray | None]:
+def _side_lp(qp: Any, held_rows: np.ndarray, held_cols: np.ndarray, expect: np.ndarray, grad: np.ndarray,
+             r: np.ndarray, s: float) -> tuple[float, np.ndarray | None]:
     """One-sided derivative ``s``: min grad'dx over the tangent cone with A_eq dx = s r (HiGHS).
 
     Returns the derivative ($/MWh; +inf if the extra demand cannot be served) and the direction
@@ -514,12 +539,12 @@ def _side_lp(qp: Any, a: Any, grad: np.ndarray, r: np.ndarray, s: float) -> tupl
     """
     n = qp.x.size
     eq = qp.dirn == 0
-    act = (qp.dirn != 0) & (a.keep | a.weak_row)
+    act = (qp.dirn != 0) & held_rows
     lo = np.full(n, -np.inf)
     hi = np.full(n, np.inf)
-    bound = (a.fixed | a.weak_col) & ~qp.hard
-    lo[bound & (a.expect_v > 0)] = 0.0
-    hi[bound & (a.expect_v < 0)] = 0.0
+    bound = held_cols & ~qp.hard
+    lo[bound & (expect > 0)] = 0.0
+    hi[bound & (expect < 0)] = 0.0
     lo[qp.hard], hi[qp.hard] = 0.0, 0.0
     A = sp.csr_matrix(qp.A)
     A_ub = sp.csr_matrix(sp.diags(qp.dirn[act]) @ A[act]) if act.any() else None
@@ -528,6 +553,8 @@ def _side_lp(qp: Any, a: Any, grad: np.ndarray, r: np.ndarray, s: float) -> tupl
                   b_eq=s * r[eq] if eq.any() else None, bounds=np.c_[lo, hi], method="highs")
     if res.status == 2:  # infeasible: the extra (or reduced) demand cannot be met at all
         return (np.inf if s > 0 else -np.inf), None
+    if res.status == 3:  # unbounded: the linearised active set misses a constraint (left unresolved)
+        return np.nan, None
     if res.status != 0:
         raise SolverError(f"explain: the one-sided price LP ended '{res.message}'; no interval is published.",
                           status="explain_lp")
