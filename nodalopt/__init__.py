@@ -8,9 +8,10 @@ from .errors import ConvergenceError, InfeasibleError, InputError, NodalOptError
 from .io.writeback import to_pypsa, write_back
 from .network import MatpowerCase, NetworkArrays, compile_network, load_case
 from .results import to_netcdf
+from .signals import explain
 
 __all__ = ["DCOPF", "solve", "TDNetwork", "TDOPF", "solve_feeder", "ADMM", "ADMMSettings",
            "load_case", "compile_network", "NetworkArrays", "MatpowerCase",
-           "to_netcdf", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
+           "to_netcdf", "explain", "NodalOptError", "InputError", "InfeasibleError", "UnboundedError",
            "SolverError", "ConvergenceError", "to_pypsa", "write_back"]
 __version__ = "0.1.0"

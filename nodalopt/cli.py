@@ -160,16 +160,29 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if case_path.is_dir():  # CSV network folder: its own snapshots and time series
         from .io.csv_folder import solve_csv_folder
 
+        if args.explain:
+            raise errors.InputError("--explain does not apply to CSV network folders yet; solve a pandapower, "
+                                    "MATPOWER or JSON case.")
         ds = solve_csv_folder(args.case, **kw)
     else:
         net = _load(args.case)
         if args.feeders or args.method != "central":
+            if args.explain:
+                raise errors.InputError("--explain applies to transmission networks; feeder DLMP explanations "
+                                        "are not implemented yet.")
             ds = _solve_td(net, args)
         else:
             model = DCOPF(net, hours=args.hours, period_hours=args.period_hours, voll=args.voll,
                           solver=args.solver, dc_model=args.dc_model, carbon_price=args.carbon_price,
                           co2_cap=args.co2_cap, emission_factors=args.emission_factors)
             ds = model.solve()
+            if args.explain:
+                from .signals import with_explanation
+
+                ds = ex = with_explanation(ds)
+                up, down = float(ex.valid_up_mw.median()), float(ex.valid_down_mw.median())
+                print(f"explain      {int((ex.lmp_max - ex.lmp_min > 1e-6).sum())} bus-hour(s) with a price interval; "
+                      f"median valid range +{up:.4g} / -{down:.4g} MW")
     print(summarize(ds))
     if args.output:
         write_result(ds, args.output)
@@ -269,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None,
                    help="ADMM feeder updates on a local Dask cluster with this many workers (else in-process)")
     s.add_argument("--scheduler", default=None, help="ADMM on an existing Dask scheduler (tcp://host:port)")
+    s.add_argument("--explain", action="store_true", help="add price intervals, valid MW ranges and price setters")
     s.add_argument("-o", "--output", default=None, help="write the result Dataset to this netCDF file")
     s.set_defaults(func=_cmd_solve)
     b = sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")

@@ -14,6 +14,8 @@ want to inspect carry a ``gid`` (``Artist.get_gid()``):
 ``"nodalopt:substation"``   :func:`plot_feeder` marker of the feeder root
 ``"nodalopt:heatmap"``      :func:`plot_price_heatmap` image; ``get_array()`` is
                             (node, time) in the order of :func:`node_order`
+``"nodalopt:price_curve"``  :func:`plot_price_curve` line; ``get_xydata()`` holds the
+                            (extra MW, $/MWh) vertices, two per piece
 ==========================  ===================================================
 
 :func:`find_artist` fetches one of them from an Axes.
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
 
-__all__ = ["plot_feeder", "plot_price_heatmap", "tree_layout", "feeder_layout", "node_order", "find_artist"]
+__all__ = ["plot_feeder", "plot_price_heatmap", "plot_price_curve", "tree_layout", "feeder_layout", "node_order",
+           "find_artist"]
 
 TimeLike: TypeAlias = int | str | pd.Timestamp | np.datetime64 | _dt.datetime
 
@@ -443,4 +446,32 @@ def plot_price_heatmap(ds: xr.Dataset, var: str = "dlmp", feeder: str | None = N
             ax.axhline(b + 0.5, color="w", linewidth=1.5)
     where = f"feeder {feeder}" if feeder is not None else ("all feeders" if ndim == "dnode" else f"every {ndim}")
     ax.set_title(f"{var}, {where}")
+    return ax
+
+
+def plot_price_curve(curve: pd.DataFrame, ax: Axes | None = None, annotate: bool = True) -> Axes:
+    """The price a bus sees against extra demand: the pieces of :func:`nodalopt.signals.price_curve`.
+
+    Each piece is drawn from ``(start_mw, price_start)`` to ``(end_mw, price_end)``; a vertical
+    step joins pieces where the price jumps.  With ``annotate``, each breakpoint is labelled with
+    the event that ends its piece.
+    """
+    need = {"start_mw", "end_mw", "price_start", "price_end", "event"}
+    if not need <= set(curve.columns):
+        raise InputError(f"plot_price_curve needs the columns {sorted(need)} of price_curve(); got "
+                         f"{sorted(curve.columns)}.")
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    x = np.column_stack([curve.start_mw, curve.end_mw]).ravel()
+    y = np.column_stack([curve.price_start, curve.price_end]).ravel()
+    (line,) = ax.plot(x, y, drawstyle="default", color="C0", lw=2)
+    line.set_gid("nodalopt:price_curve")
+    if annotate:
+        for _, r in curve.iterrows():
+            if r.event:
+                ax.axvline(r.end_mw, color="0.7", lw=0.8, ls=":")
+                ax.annotate(str(r.event), (r.end_mw, r.price_end), fontsize=7, rotation=90, va="bottom")
+    ax.set_xlabel("extra demand at the bus (MW)")
+    ax.set_ylabel("price ($/MWh)")
     return ax

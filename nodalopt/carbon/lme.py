@@ -106,6 +106,11 @@ class _QP:
     strict: np.ndarray  # (m,) active within the strict tolerance (else only within ``near``)
     kink: np.ndarray  # (n,) emitting columns at p = 0 that may go negative: emissions ef*max(p, 0) kink there
     kink_cost: np.ndarray  # (n,) $/MWh jump of the marginal cost at that kink (a carbon price on max(p, 0))
+    cols: dict[str, tuple[int, int]] | None = None  # block -> (first column, elements); columns e*T + t
+    row_kind: np.ndarray | None = None  # (m,) str: balance, flow, angle_max, angle_min, ramp_up, ...
+    row_elem: np.ndarray | None = None  # (m,) element index (island, branch, gen, storage, segment, node)
+    row_t: np.ndarray | None = None  # (m,) period
+    shed_nodes: np.ndarray | None = None  # node of each element of the "shed" block
 
 
 class _Rows:
@@ -118,11 +123,13 @@ class _Rows:
         self.r: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.dirn: list[np.ndarray] = []
         self.strict: list[np.ndarray] = []
+        self.info: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (kind, element, period) per row
 
     def add(self, k: int, a_rows: np.ndarray, a_cols: np.ndarray, a_vals: np.ndarray,
             dirn: np.ndarray | float = 0.0, strict: np.ndarray | bool = True,
             r_rows: np.ndarray | None = None, r_cols: np.ndarray | None = None,
-            r_vals: np.ndarray | None = None) -> None:
+            r_vals: np.ndarray | None = None, kind: str = "", elem: np.ndarray | int = -1,
+            t: np.ndarray | int = -1) -> None:
         """Add ``k`` rows ``a x = b``; indices in ``a_rows`` / ``r_rows`` are local (0..k-1).
 
         ``dirn``: 0 for an equality, +1 for ``a x <= b``, -1 for ``a x >= b`` (the sign of
@@ -136,6 +143,8 @@ class _Rows:
             self.r.append((r_rows + self.m, r_cols, r_vals))
         self.dirn.append(np.broadcast_to(np.asarray(dirn, float), (k,)).copy())
         self.strict.append(np.broadcast_to(np.asarray(strict, bool), (k,)).copy())
+        self.info.append((np.full(k, kind, dtype=object), np.broadcast_to(np.asarray(elem, np.int64), (k,)).copy(),
+                          np.broadcast_to(np.asarray(t, np.int64), (k,)).copy()))
         self.m += k
 
     def build(self, n: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
@@ -248,7 +257,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
     rows.add(n_isl * T, isl[node[inj[live]]] * T + inj_t[live], inj[live], sign[inj[live]],
              r_rows=np.repeat(isl[nodes_live] * T, T) + np.tile(np.arange(T), nodes_live.size),
              r_cols=np.repeat(nodes_live * T, T) + np.tile(np.arange(T), nodes_live.size),
-             r_vals=np.ones(nodes_live.size * T))
+             r_vals=np.ones(nodes_live.size * T), kind="balance", elem=np.repeat(np.arange(n_isl), T),
+             t=np.tile(np.arange(T), n_isl))
     # branch-flow and angle limits (ineq): PTDF rows on the injections
     rate = np.where(np.isfinite(net.br_rate), net.br_rate, np.inf)[:, None]
     conducting = (net.br_b != 0)[:, None]
@@ -258,10 +268,10 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
     amax = np.where(np.isfinite(net.br_angmax), net.br_angmax, np.inf)[:, None]
     amin = np.where(np.isfinite(net.br_angmin), net.br_angmin, -np.inf)[:, None]
     by_t = [inj[inj_t == t] for t in range(T)]
-    for slack, tol, dirn, kind, wide in (
-            (slack_f, tol_f, np.sign(state.flow), "flow", near),
-            (amax - ang, 1e-7 + rtol * np.abs(amax), np.ones_like(ang), "angle", 0.0),
-            (ang - amin, 1e-7 + rtol * np.abs(amin), -np.ones_like(ang), "angle", 0.0)):
+    for slack, tol, dirn, kind, wide, label in (
+            (slack_f, tol_f, np.sign(state.flow), "flow", near, "flow"),
+            (amax - ang, 1e-7 + rtol * np.abs(amax), np.ones_like(ang), "angle", 0.0, "angle_max"),
+            (ang - amin, 1e-7 + rtol * np.abs(amin), -np.ones_like(ang), "angle", 0.0, "angle_min")):
         tol = np.broadcast_to(tol, slack.shape)
         with np.errstate(invalid="ignore"):
             cand = conducting & np.isfinite(slack) & (slack <= np.maximum(tol, wide))
@@ -278,11 +288,12 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         d = np.where(dirn[lines, ts] == 0, 1.0, dirn[lines, ts])
         rows.add(k, rr, cc, vv, dirn=d, strict=slack[lines, ts] <= tol[lines, ts],
                  r_rows=np.repeat(np.arange(k), N),
-                 r_cols=(np.arange(N)[None, :] * T + ts[:, None]).ravel(), r_vals=sens[li].ravel())
+                 r_cols=(np.arange(N)[None, :] * T + ts[:, None]).ravel(), r_vals=sens[li].ravel(), kind=label,
+                 elem=lines, t=ts)
     # ramps (ineq): p_t - p_{t-1} <= ramp_up * dt, >= -ramp_down * dt
     if T > 1:
         dp = state.p[:, 1:] - state.p[:, :-1]
-        for lim, sgn in ((net.gen_ramp_up, 1.0), (net.gen_ramp_down, -1.0)):
+        for lim, sgn, label in ((net.gen_ramp_up, 1.0, "ramp_up"), (net.gen_ramp_down, -1.0, "ramp_down")):
             fin = np.isfinite(lim)
             limdt = np.where(fin, lim, 0.0)[:, None] * dt
             slack = np.where(fin[:, None], limdt - sgn * dp, np.inf)
@@ -290,7 +301,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
             gg, tt = np.nonzero(slack <= np.maximum(tol, near))
             k = gg.size
             rows.add(k, np.repeat(np.arange(k), 2), np.c_[ci("p", gg, tt + 1), ci("p", gg, tt)].ravel(),
-                     np.tile([1.0, -1.0], k), dirn=sgn, strict=slack[gg, tt] <= tol[gg, tt])
+                     np.tile([1.0, -1.0], k), dirn=sgn, strict=slack[gg, tt] <= tol[gg, tt], kind=label, elem=gg,
+                     t=tt + 1)
     # storage dynamics (eq): e_t - e_{t-1} - dt*eta_c*pc_t + dt/eta_d*pd_t = 0
     if "e" in cols:
         ss, tt = np.divmod(np.arange(S * T), T)
@@ -301,7 +313,7 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         cc = np.r_[ci("e", ss, tt), ci("e", ss[has_prev], tt[has_prev] - 1), ci("pc", ss, tt), ci("pd", ss, tt)]
         vv = np.r_[np.ones(k), -np.ones(int(has_prev.sum())), -dt * net.st_eta_charge[ss],
                    dt / net.st_eta_discharge[ss]]
-        rows.add(k, rr, cc, vv)
+        rows.add(k, rr, cc, vv, kind="storage", elem=ss, t=tt)
     # pwl segments (ineq): z >= slope p + intercept, as the row z - slope p = intercept
     if pwl_g.size:
         zval = x[ci("z", zcol, 0)[:, None] + np.arange(T)[None, :]]
@@ -310,7 +322,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         kk, tt = np.nonzero(slack <= np.maximum(tol, near))
         k = kk.size
         rows.add(k, np.repeat(np.arange(k), 2), np.c_[ci("z", zcol[kk], tt), ci("p", net.pwl_gen[kk], tt)].ravel(),
-                 np.c_[np.ones(k), -net.pwl_slope[kk]].ravel(), dirn=-1.0, strict=slack[kk, tt] <= tol[kk, tt])
+                 np.c_[np.ones(k), -net.pwl_slope[kk]].ravel(), dirn=-1.0, strict=slack[kk, tt] <= tol[kk, tt],
+                 kind="pwl", elem=kk, t=tt)
     # load-shedding caps (ineq): shed <= cap(d)
     if "shed" in cols and cap is not None:
         capn = cap[shed_nodes]
@@ -319,7 +332,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
         ee, tt = np.nonzero(slack <= np.maximum(tol, near))
         k = ee.size
         rows.add(k, np.arange(k), ci("shed", ee, tt), np.ones(k), dirn=1.0, strict=slack[ee, tt] <= tol[ee, tt],
-                 r_rows=np.arange(k), r_cols=shed_nodes[ee] * T + tt, r_vals=np.ones(k))
+                 r_rows=np.arange(k), r_cols=shed_nodes[ee] * T + tt, r_vals=np.ones(k), kind="shed_cap",
+                 elem=shed_nodes[ee], t=tt)
     # CO2 cap (ineq): dt * sum ef p <= cap, when binding (True) or within tolerance of the given cap
     if co2_cap is not None and co2_cap is not False:
         strict_cap: bool | None = True
@@ -332,7 +346,8 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
                 strict_cap = None  # not binding: no row
         if strict_cap is not None:
             pc_ = np.arange(G * T)
-            rows.add(1, np.zeros(G * T, np.int64), pc_, dt * g[pc_], dirn=1.0, strict=bool(strict_cap))
+            rows.add(1, np.zeros(G * T, np.int64), pc_, dt * g[pc_], dirn=1.0, strict=bool(strict_cap),
+                     kind="co2_cap")
     A, R, dirn, strict = rows.build(n)
     kink = np.zeros(n, bool)
     kink[cols["p"][0]:cols["p"][0] + kink_p.size] = kink_p
@@ -340,8 +355,10 @@ def _build(state: SolvedState, ef: np.ndarray, c1: np.ndarray, co2_cap: bool | f
     if kink_cost is not None:
         kc = np.broadcast_to(np.asarray(kink_cost, float).reshape(G, -1), (G, T)).ravel()
         kcost[cols["p"][0]:cols["p"][0] + kc.size] = np.where(kink_p, kc, 0.0)
+    kinds, elems, ts_ = (np.concatenate([r[i] for r in rows.info]) if rows.info else np.zeros(0, np.int64)
+                         for i in range(3))
     return _QP(x=x, lb=lb, ub=ub, h=h, c=c, g=g, hard=hard, A=A, R=R, dirn=dirn, strict=strict, kink=kink,
-               kink_cost=kcost)
+               kink_cost=kcost, cols=cols, row_kind=kinds, row_elem=elems, row_t=ts_, shed_nodes=shed_nodes)
 
 
 def _orth(m: np.ndarray) -> np.ndarray:
@@ -471,48 +488,10 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
         raise InputError(f"locational_marginal_emissions: need {G} finite emission factors, got {ef.size}.")
     c1v = np.asarray(net.gen_c1 if c1 is None else c1, dtype=float)
     c1v = np.broadcast_to(c1v[:, None] if c1v.ndim == 1 else c1v, (G, T))
-    qp = _build(state, ef, c1v, co2_cap, atol, rtol, near, kink_cost)
-    with np.errstate(invalid="ignore"):
-        d_lb, d_ub = qp.x - qp.lb, qp.ub - qp.x  # inf where unbounded
-        s_lb = np.isfinite(qp.lb) & (d_lb <= atol + rtol * np.abs(qp.lb))
-        s_ub = np.isfinite(qp.ub) & (d_ub <= atol + rtol * np.abs(qp.ub)) & ~s_lb
-        n_lb = ~s_lb & ~s_ub & (d_lb <= near)
-        n_ub = ~s_lb & ~s_ub & ~n_lb & (d_ub <= near)
-    held = qp.kink & (qp.kink_cost > 0)  # on a cost kink at p = 0: held like a bound
-    strict_v, near_v = ((s_lb | s_ub) & ~qp.hard) | held, (n_lb | n_ub) & ~qp.hard & ~held
-    expect_v = np.where(s_lb | n_lb, 1.0, -1.0)  # sign of the bound multiplier (reduced cost)
-    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
-    tol_rc, tol_near = 1e-6 * lam_scale, 1e-4 * lam_scale
-
-    # 1. multipliers with every candidate constraint active -> strongly / weakly active / inactive
-    fixed_s = qp.hard | strict_v | near_v
-    rows_s = np.arange(qp.A.shape[0])
-    sys_s = _System(qp, rows_s, np.flatnonzero(~fixed_s))
-    y = np.zeros(qp.A.shape[0])
-    grad = qp.c + qp.h * qp.x
-    for rr, q, lin, blk in sys_s.blocks:
-        _, _, yy = blk.solve(-grad[sys_s.free[q]][:, None], -grad[sys_s.free[lin]][:, None],
-                             np.zeros((rr.size, 1)))
-        y[rows_s[rr]] = yy[:, 0]
-    rc = grad + qp.A.T @ y  # reduced cost of every column ($/MWh); ~0 on free columns
-    resid = float(np.abs(rc[~fixed_s]).max(initial=0.0))
-    if resid > 1e-3 * lam_scale:
-        warnings.warn(f"locational_marginal_emissions: the solution is not stationary for the given linear "
-                      f"costs (residual {resid:.3g} $/MWh); pass c1= the costs used in the solve (with any "
-                      "carbon adder). Uniqueness flags may be wrong.", RuntimeWarning, stacklevel=2)
-    weak_col = (strict_v & (np.abs(rc) <= tol_rc)) | (near_v & (np.abs(rc) <= tol_near)) \
-        | (held & (np.abs(rc + qp.kink_cost) <= tol_rc))
-    fixed = qp.hard | (strict_v & ~weak_col) | (near_v & ~weak_col & (rc * expect_v > 0))
-    ineq = qp.dirn != 0
-    row_scale = np.asarray(abs(qp.A).max(axis=1).todense()).ravel() if qp.A.shape[0] else np.zeros(0)
-    ym = np.abs(y) * row_scale
-    weak_row = ineq & ((qp.strict & (ym <= tol_rc)) | (~qp.strict & (ym <= tol_near)))
-    keep = ~ineq | (qp.strict & ~weak_row) | (~qp.strict & ~weak_row & (y * qp.dirn > 0))
-
-    # 2. the system with weakly active constraints released
-    rows_w = np.flatnonzero(keep)
-    free_w = np.flatnonzero(~fixed)
-    sys_w = _System(qp, rows_w, free_w)
+    a = active_set(state, ef, c1v, co2_cap=co2_cap, atol=atol, rtol=rtol, near=near,
+                   caller="locational_marginal_emissions", kink_cost=kink_cost)
+    qp, weak_col, weak_row, rows_w, free_w, sys_w = a.qp, a.weak_col, a.weak_row, a.rows_w, a.free_w, a.system
+    fixed = a.fixed
     pos_w = np.full(qp.x.size, -1, np.int64)
     pos_w[free_w] = np.arange(free_w.size)
 
@@ -562,3 +541,94 @@ def locational_marginal_emissions(state: SolvedState, ef: np.ndarray, *, c1: np.
             vals = vals - Q @ (Q.T @ vals)
         bad |= np.abs(vals).max(axis=0) > _TOUCH_TOL
     return lme.reshape(N, T), ~bad.reshape(N, T)
+
+
+@dataclass
+class ActiveSet:
+    """The classified active set of a solved DC-OPF and its reduced KKT system (public for
+    :mod:`nodalopt.signals`; see :func:`active_set`).
+
+    Columns are the local QP's variables (generator outputs, storage, shedding, piecewise-linear
+    epigraphs; ``qp.x`` and bounds), rows its candidate constraints (``qp.A x = qp.R d`` with
+    ``qp.dirn`` the inequality sense).  ``fixed``: columns held at a bound (strongly active or
+    equality-fixed); ``weak_col`` / ``weak_row``: active with a zero multiplier (released);
+    ``keep``: rows in the system; ``system``: the KKT system on ``rows_w`` x ``free_w``;
+    ``y``: multipliers of all candidate rows with every candidate active (``rc = grad + A' y``);
+    ``expect_v``: +1 for a column at (or near) its lower bound, -1 at its upper bound.
+    """
+
+    qp: _QP
+    grad: np.ndarray
+    rc: np.ndarray
+    y: np.ndarray
+    at_bound: np.ndarray
+    expect_v: np.ndarray
+    fixed: np.ndarray
+    weak_col: np.ndarray
+    weak_row: np.ndarray
+    keep: np.ndarray
+    rows_w: np.ndarray
+    free_w: np.ndarray
+    system: _System
+
+
+def active_set(state: SolvedState, ef: np.ndarray, c1: np.ndarray, *, co2_cap: bool | float | None = None,
+               atol: float = 1e-4, rtol: float = 1e-6, near: float = 2e-3,
+               caller: str = "active_set", kink_cost: np.ndarray | None = None) -> ActiveSet:
+    """Classify the constraints of a solved DC-OPF (strongly / weakly active, inactive) and factorise
+    the reduced KKT system with the weakly active ones released.
+
+    Parameters are those of :func:`locational_marginal_emissions` (``c1`` as (G, T)); ``ef`` gives
+    the emission gradient ``qp.g`` (zeros when only prices are wanted); ``caller`` names the public
+    function in the stationarity warning.
+    """
+    qp = _build(state, ef, c1, co2_cap, atol, rtol, near, kink_cost)
+    with np.errstate(invalid="ignore"):
+        d_lb, d_ub = qp.x - qp.lb, qp.ub - qp.x  # inf where unbounded
+        s_lb = np.isfinite(qp.lb) & (d_lb <= atol + rtol * np.abs(qp.lb))
+        s_ub = np.isfinite(qp.ub) & (d_ub <= atol + rtol * np.abs(qp.ub)) & ~s_lb
+        n_lb = ~s_lb & ~s_ub & (d_lb <= near)
+        n_ub = ~s_lb & ~s_ub & ~n_lb & (d_ub <= near)
+    held = qp.kink & (qp.kink_cost > 0)  # on a cost kink at p = 0: held like a bound
+    strict_v, near_v = ((s_lb | s_ub) & ~qp.hard) | held, (n_lb | n_ub) & ~qp.hard & ~held
+    expect_v = np.where(s_lb | n_lb, 1.0, -1.0)  # sign of the bound multiplier (reduced cost)
+    lam_scale = max(1.0, float(np.nanmax(np.abs(state.lam), initial=0.0)))
+    tol_rc, tol_near = 1e-6 * lam_scale, 1e-4 * lam_scale
+
+    # 1. multipliers with every candidate constraint active -> strongly / weakly active / inactive
+    fixed_s = qp.hard | strict_v | near_v
+    rows_s = np.arange(qp.A.shape[0])
+    sys_s = _System(qp, rows_s, np.flatnonzero(~fixed_s))
+    y = np.zeros(qp.A.shape[0])
+    grad = qp.c + qp.h * qp.x
+    for rr, q, lin, blk in sys_s.blocks:
+        _, _, yy = blk.solve(-grad[sys_s.free[q]][:, None], -grad[sys_s.free[lin]][:, None],
+                             np.zeros((rr.size, 1)))
+        y[rows_s[rr]] = yy[:, 0]
+    rc = grad + qp.A.T @ y  # reduced cost of every column ($/MWh); ~0 on free columns
+    resid = float(np.abs(rc[~fixed_s]).max(initial=0.0))
+    if resid > 1e-3 * lam_scale:
+        warnings.warn(f"{caller}: the solution is not stationary for the given linear "
+                      f"costs (residual {resid:.3g} $/MWh); pass c1= the costs used in the solve (with any "
+                      "carbon adder). Uniqueness flags may be wrong.", RuntimeWarning, stacklevel=3)
+    weak_col = (strict_v & (np.abs(rc) <= tol_rc)) | (near_v & (np.abs(rc) <= tol_near)) \
+        | (held & (np.abs(rc + qp.kink_cost) <= tol_rc))
+    fixed = qp.hard | (strict_v & ~weak_col) | (near_v & ~weak_col & (rc * expect_v > 0))
+    ineq = qp.dirn != 0
+    row_scale = np.asarray(abs(qp.A).max(axis=1).todense()).ravel() if qp.A.shape[0] else np.zeros(0)
+    ym = np.abs(y) * row_scale
+    weak_row = ineq & ((qp.strict & (ym <= tol_rc)) | (~qp.strict & (ym <= tol_near)))
+    keep = ~ineq | (qp.strict & ~weak_row) | (~qp.strict & ~weak_row & (y * qp.dirn > 0))
+
+    # 2. the system with weakly active constraints released
+    rows_w = np.flatnonzero(keep)
+    free_w = np.flatnonzero(~fixed)
+    return ActiveSet(qp=qp, grad=grad, rc=rc, y=y, at_bound=strict_v | near_v, expect_v=expect_v, fixed=fixed,
+                     weak_col=weak_col, weak_row=weak_row, keep=keep, rows_w=rows_w, free_w=free_w,
+                     system=_System(qp, rows_w, free_w))
+
+
+def kkt_system(qp: _QP, rows: np.ndarray, free: np.ndarray) -> _System:
+    """The reduced KKT system of :attr:`ActiveSet.qp` for other active ``rows`` / ``free`` columns
+    (e.g. with the weakly active constraints held instead of released); blocks as in :class:`ActiveSet`."""
+    return _System(qp, rows, free)

@@ -696,6 +696,10 @@ class DCOPF:
             cap_price = raw.cap_dual or 0.0
             price = (self.carbon_price if self.carbon_price is not None else np.zeros(T)) + cap_price
             ds = CT.add_carbon(ds, state, self.ef, price, raw.cap_dual, c1=self._c1())
+        from ..signals.explain import attach_state  # lazy: signals imports the dcopf state
+
+        cap_c1 = self.ef[:, None] * (raw.cap_dual or 0.0) if self.ef is not None else 0.0
+        attach_state(ds, state, self._c1() + cap_c1)  # for nodalopt.explain(ds)
         return ds
 
 
@@ -724,7 +728,8 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
           loss_max_iter: int | None = None, loss_tol_mw: float | None = None, vm_tol_pu: float | None = None,
           settings: Any = None, executor: str | None = None, workers: int | None = None,
           scheduler: str | None = None, resume: bool = False, warm_start: xr.Dataset | None = None,
-          strict: bool = False, curtail_sgen: bool = False, **unknown: Any) -> xr.Dataset:
+          strict: bool = False, curtail_sgen: bool = False, explain: bool = False,
+          **unknown: Any) -> xr.Dataset:
     """Solve a multi-period DC-OPF and return prices and dispatch as an ``xarray.Dataset``.
 
     Parameters
@@ -794,6 +799,9 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     curtail_sgen : bool
         pandapower nets only: let non-controllable sgens be curtailed (nodalopt's renewable
         model) instead of holding them at ``p_mw`` as ``rundcopp`` does.
+    explain : bool
+        Add the price explanations of :func:`nodalopt.explain` (price intervals, valid
+        ranges, price setters); transmission DC-OPF only.
     **unknown
         Nothing else is accepted: a misspelled keyword raises :class:`InputError` naming the
         closest valid one.
@@ -836,12 +844,16 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     if resume:
         admm_given["resume"] = True
     is_td = isinstance(network, TDNetwork)
+    from ..network.pypsa_net import is_pypsa_network
+
+    if explain and (is_td or (isinstance(network, str | os.PathLike) and Path(network).is_dir())
+                    or is_pypsa_network(network)):
+        raise InputError("explain=True is available for transmission DC-OPF solves only (not yet for "
+                         "feeders / DLMPs, CSV folders or pypsa.Network).")
     if not is_td and (td_given or admm_given or method != "central"):
         names = sorted([*td_given, *admm_given, *(["method"] if method != "central" else [])])
         raise InputError(f"{names} apply to a TDNetwork (transmission + feeders) only; {type(network).__name__} "
                          "is solved by the DC-OPF. Remove them, or attach feeders with nodalopt.TDNetwork.")
-    from ..network.pypsa_net import is_pypsa_network
-
     if base_mva is not None and not (isinstance(network, str | os.PathLike) and Path(network).is_dir()
                                      or is_pypsa_network(network)):
         raise InputError("base_mva applies to CSV network folders and pypsa.Network only (other inputs carry "
@@ -876,7 +888,11 @@ def solve(network: Any, *, hours: int | None = None, profiles: Mapping[tuple[str
     if hours is None and profiles:
         lengths = {len(v) for v in profiles.values() if hasattr(v, "__len__")}
         hours = max(lengths) if lengths else None
-    return DCOPF(network, hours=hours, **given).solve(profiles)
+    if not explain:
+        return DCOPF(network, hours=hours, **given).solve(profiles)
+    from ..signals.explain import with_explanation
+
+    return with_explanation(DCOPF(network, hours=hours, **given).solve(profiles))
 
 
 def _reject_unknown(unknown: Mapping[str, Any]) -> None:
