@@ -113,7 +113,7 @@ def test_pypsa_written_folder_matches_pypsa_lmps(tmp_path: Path) -> None:
         assert bool(ds.lmp_unique.all())
     assert ds.attrs["objective"] == pytest.approx(n.objective, rel=1e-6)
     np.testing.assert_array_equal(pd.DatetimeIndex(ds.time.values), ref.index)
-    gp = pd.DataFrame(ds.p_gen.values, columns=[g.split(":", 1)[1] for g in ds.gen.values])
+    gp = ds.p_gen.to_pandas()  # generator names are the 'gen' index (issue 19.3; was "gen:NAME")
     assert np.abs(gp[n.generators_t.p.columns].to_numpy() - n.generators_t.p.to_numpy()).max() < 1e-2
 
 

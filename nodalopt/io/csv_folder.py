@@ -964,13 +964,54 @@ def solve_case(case: CsvCase, *, hours: int | None = None,
         kwargs.setdefault("start", snaps[0])
     kwargs.setdefault("demo_profiles", False)
     ds = DCOPF(case.arrays, hours=T, period_hours=case.period_hours, **kwargs).solve(prof or None)
-    names = np.asarray(case.arrays.meta["bus_names"], dtype=str)
     ds = ds.assign_coords(
-        bus_name=("bus", names),
         snapshot=("time", np.asarray(snaps.astype(str), dtype=str)),
         gen_carrier=("gen", np.asarray(case.arrays.meta["gen_carrier"], dtype=str)),
     )
+    ds = name_coords(ds, case.arrays)
     ds.attrs.update(source=str(case.path), source_format="csv_folder")
+    return ds
+
+
+#: element-name prefix of the compiled arrays -> PyPSA component list name
+_COMPONENT_OF = {"gen": "generators", "line": "lines", "transformer": "transformers",
+                 "storage": "storage_units", "link": "links"}
+
+
+def _split_prefixed(names: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``"line:l1"`` -> component list name ``"lines"``, element name ``"l1"`` and the position of the
+    element among those of its component (in the order of its table)."""
+    s = pd.Series(np.asarray(names, dtype=str), dtype=object)
+    parts = s.str.partition(":")
+    comp = parts[0].map(_COMPONENT_OF).fillna(parts[0]).to_numpy(dtype=str)
+    pos = pd.Series(comp).groupby(comp).cumcount().to_numpy(dtype=np.int64)
+    return comp, parts[2].to_numpy(dtype=str), pos
+
+
+def name_coords(ds: Any, arrays: NetworkArrays) -> Any:
+    """Element names of a CSV folder / ``pypsa.Network`` as the index coordinates of ``ds``.
+
+    ``bus``, ``gen``, ``storage`` (and ``dcline``) take the PyPSA names; ``branch`` takes the line and
+    transformer names when they are unique across both tables, else ``"line:NAME"`` /
+    ``"transformer:NAME"``.  Side coordinates keep the rest: ``bus_pos`` (position of the bus in
+    ``buses.csv``), ``bus_name`` (= ``bus``, kept for compatibility), ``<dim>_pos`` (position in its
+    component table), ``<dim>_component`` (``generators``, ``lines``, ...) and ``branch_name``
+    (the plain element name).
+    """
+    meta = arrays.meta
+    ds = ds.assign_coords(bus_pos=("bus", np.asarray(arrays.bus_node, dtype=np.int64)))
+    names = np.asarray(meta["bus_names"], dtype=str)
+    ds = ds.assign_coords(bus=("bus", names), bus_name=("bus", names))
+    for dim in ("gen", "branch", "storage", "dcline"):
+        if dim not in ds.dims:
+            continue
+        comp, plain, pos = _split_prefixed(np.asarray(ds[dim].values, dtype=str))
+        attrs = dict(ds[dim].attrs)
+        index = plain if pd.Index(plain).is_unique else np.asarray(ds[dim].values, dtype=str)
+        ds = ds.assign_coords({dim: (dim, index, attrs), f"{dim}_pos": (dim, pos),
+                               f"{dim}_component": (dim, comp)})
+        if dim == "branch":
+            ds = ds.assign_coords(branch_name=("branch", plain))
     return ds
 
 
@@ -1047,8 +1088,7 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
     else:
         index = pd.Index(pd.DatetimeIndex(ds["time"].values).astype(str), name="snapshot")
     index = pd.Index(neutralise(index), name="snapshot")
-    bus_cols = neutralise(np.asarray(ds["bus_name"].values, dtype=str) if "bus_name" in ds.coords
-                          else np.asarray(ds["bus"].values).astype(str))
+    bus_cols = neutralise(np.asarray(ds["bus"].values).astype(str))  # CSV / PyPSA results: the bus names
     written: list[Path] = []
 
     def put(name: str, values: np.ndarray, cols: Sequence[str] | np.ndarray) -> None:
@@ -1069,7 +1109,16 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
         if dim not in ds.dims:
             continue
         default = {"gen": "generators", "branch": "branches", "storage": "storage_units"}[dim]
-        for comp, items in _split(np.asarray(ds[dim].values, dtype=str), default).items():
+        if f"{dim}_component" in ds.coords:  # a CSV / PyPSA result: named by component and element
+            comps = np.asarray(ds[f"{dim}_component"].values, dtype=str)
+            plain = np.asarray(ds[f"{dim}_name"].values if f"{dim}_name" in ds.coords else ds[dim].values,
+                               dtype=str)
+            groups: dict[str, list[tuple[int, str]]] = {}
+            for i, (c, nm) in enumerate(zip(comps, plain, strict=True)):
+                groups.setdefault(c, []).append((i, nm))
+        else:
+            groups = _split(np.asarray(ds[dim].values, dtype=str), default)
+        for comp, items in groups.items():
             idx = [i for i, _ in items]
             for var, attr in vars_:
                 if var in ds:

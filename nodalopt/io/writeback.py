@@ -37,6 +37,19 @@ def _unknown(kind: str, names: np.ndarray, known: pd.Index) -> None:
 
 
 # ==================================================================== PyPSA
+def _is_pypsa_result(ds: xr.Dataset) -> bool:
+    """A result of a CSV folder or ``pypsa.Network`` solve: buses named by PyPSA name, positions aside."""
+    return "bus_pos" in ds.coords and "gen_component" in ds.coords
+
+
+def _members(ds: xr.Dataset, dim: str, comp: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions along ``dim`` and plain element names of the members of PyPSA component ``comp``."""
+    comps = np.asarray(ds[f"{dim}_component"].values, dtype=str)
+    plain = np.asarray(ds[f"{dim}_name"].values if f"{dim}_name" in ds.coords else ds[dim].values, dtype=object)
+    pos = np.flatnonzero(comps == comp)
+    return pos, plain[pos]
+
+
 def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
     """Write a result of ``nodalopt.solve(n)`` into the ``pypsa.Network`` ``n`` (returned).
 
@@ -53,9 +66,10 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
     InputError
         The result is not one of this network (another bus, generator or snapshot set).
     """
-    if "bus_name" not in ds.coords:
-        raise InputError("the result has no 'bus_name' coordinate: it is not the result of a pypsa.Network or "
-                         "CSV folder solve (nodalopt.solve(n)).")
+    if not _is_pypsa_result(ds):
+        raise InputError("the result is not one of a pypsa.Network or CSV folder solve (nodalopt.solve(n)): "
+                         "its 'bus' coordinate holds no PyPSA bus names (no 'bus_pos' / 'bus_name' side "
+                         "coordinates).")
     T = ds.sizes["time"]
     snaps = n.snapshots
     if T > len(snaps) or ("snapshot" in ds.coords and list(np.asarray(ds["snapshot"].values, dtype=str))
@@ -68,16 +82,16 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
         df = pd.DataFrame(np.asarray(values, dtype=float), index=idx, columns=pd.Index(cols, name=table.index.name))
         return df.reindex(index=snaps, columns=table.index)
 
-    buses = np.asarray(ds["bus_name"].values, dtype=object)
+    buses = np.asarray(ds["bus"].values, dtype=object)
     _unknown("buses", buses, n.buses.index)
     n.buses_t["marginal_price"] = frame(ds.lmp.transpose("time", "bus").values, buses, n.buses)
-    pos, names = _split(ds["gen"].values, "gen")
+    pos, names = _members(ds, "gen", "generators")
     _unknown("generators", names, n.generators.index)
     n.generators_t["p"] = frame(ds.p_gen.transpose("time", "gen").values[:, pos], names, n.generators)
     flow = ds.flow.transpose("time", "branch").values
     mu = ds.branch_mu.transpose("time", "branch").values
-    for prefix, comp in (("line", "lines"), ("transformer", "transformers")):
-        pos, names = _split(ds["branch"].values, prefix)
+    for comp in ("lines", "transformers"):
+        pos, names = _members(ds, "branch", comp)
         table = getattr(n, comp)
         _unknown(comp, names, table.index)
         dyn = getattr(n, f"{comp}_t")
@@ -87,7 +101,7 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
         dyn["mu_upper"] = frame(-np.maximum(mu[:, pos], 0.0), names, table)
         dyn["mu_lower"] = frame(np.maximum(-mu[:, pos], 0.0), names, table)
     if "storage" in ds.dims:
-        pos, names = _split(ds["storage"].values, "storage")
+        pos, names = _members(ds, "storage", "storage_units")
         _unknown("storage units", names, n.storage_units.index)
         p = ds.p_storage.transpose("time", "storage").values[:, pos]
         dyn = n.storage_units_t
@@ -172,7 +186,7 @@ def write_back(ds: xr.Dataset, net: Any, period: int | None = None) -> Any:
         period = 0
     if not (isinstance(period, int | np.integer) and 0 <= period < T):
         raise InputError(f"period must be an integer in 0..{T - 1}, got {period!r}.")
-    if "bus_name" in ds.coords:
+    if _is_pypsa_result(ds):
         raise InputError("the result is of a pypsa.Network or CSV folder; use nodalopt.to_pypsa.")
     r = ds.isel(time=period)
     bus = pd.Index(np.asarray(r["bus"].values, dtype=np.int64))

@@ -1,0 +1,134 @@
+"""Issue 19: element names as the index (point 3) and PyPSA's own networks as written (point 2).
+
+The PyPSA example networks themselves (``examples/networks/...`` of PyPSA's repository) cannot be
+fetched from a test; small networks built here in code carry the same features, checked against
+PyPSA's own ``optimize()`` (HiGHS).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nodalopt
+from nodalopt.errors import InputError
+from nodalopt.io import solve_csv_folder, write_csv_results
+
+
+def _pypsa():
+    pypsa = pytest.importorskip("pypsa")
+    pytest.importorskip("highspy")
+    logging.getLogger("pypsa").setLevel(logging.ERROR)
+    logging.getLogger("linopy").setLevel(logging.ERROR)
+    return pypsa
+
+
+def _small(pypsa, T: int = 3):
+    """Three buses named by text, a line and a transformer, two generators, a storage unit."""
+    n = pypsa.Network()
+    n.set_snapshots(pd.date_range("2030-01-01", periods=T, freq="h"))
+    for b, v in (("Berlin", 380), ("Munich", 380), ("Hamburg", 110)):
+        n.add("Bus", b, v_nom=v)
+    n.add("Line", "B-M", bus0="Berlin", bus1="Munich", x=10.0, s_nom=60.0)
+    n.add("Transformer", "M-H", bus0="Munich", bus1="Hamburg", x=0.1, s_nom=500.0)
+    n.add("Transformer", "B-H", bus0="Berlin", bus1="Hamburg", x=0.1, s_nom=500.0)
+    n.add("Generator", "cheap", bus="Berlin", p_nom=300, marginal_cost=10, marginal_cost_quadratic=0.01)
+    n.add("Generator", "dear", bus="Munich", p_nom=300, marginal_cost=50, marginal_cost_quadratic=0.02)
+    n.add("Load", "demand", bus="Munich", p_set=[150.0, 200.0, 120.0][:T])
+    n.add("StorageUnit", "bat", bus="Hamburg", p_nom=10, max_hours=2)
+    return n
+
+
+# ============================================================ point 3: element names as the index
+@pytest.mark.peers
+def test_pypsa_names_are_the_index_with_positions_aside():
+    pypsa = _pypsa()
+    n = _small(pypsa)
+    ds = nodalopt.solve(n)
+    ref = _small(pypsa)
+    ref.optimize(solver_name="highs", include_objective_constant=False)
+    # what a PyPSA user writes: select by the network's own names
+    ours = ds.lmp.to_pandas()[ref.buses_t.marginal_price.columns]
+    np.testing.assert_allclose(ours.to_numpy(), ref.buses_t.marginal_price.to_numpy(), atol=1e-3)
+    assert list(ds.bus.values) == ["Berlin", "Munich", "Hamburg"]
+    assert list(ds.bus_pos.values) == [0, 1, 2]
+    assert float(ds.lmp.sel(bus="Munich")[0]) == pytest.approx(float(ref.buses_t.marginal_price["Munich"].iloc[0]),
+                                                             abs=1e-3)
+    assert list(ds.gen.values) == ["cheap", "dear"] and list(ds.gen_pos.values) == [0, 1]
+    gp = ds.p_gen.to_pandas()[ref.generators_t.p.columns]
+    np.testing.assert_allclose(gp.to_numpy(), ref.generators_t.p.to_numpy(), atol=1e-2)
+    assert list(ds.branch.values) == ["B-M", "M-H", "B-H"]
+    assert list(ds.branch_component.values) == ["lines", "transformers", "transformers"]
+    assert list(ds.branch_pos.values) == [0, 0, 1]
+    flow = ds.flow.to_pandas()
+    np.testing.assert_allclose(flow[ref.lines.index].to_numpy(), ref.lines_t.p0.to_numpy(), atol=1e-2)
+    assert list(ds.storage.values) == ["bat"] and list(ds.storage_pos.values) == [0]
+
+
+@pytest.mark.peers
+def test_branch_names_shared_by_a_line_and_a_transformer_keep_their_component_prefix(tmp_path: Path):
+    pypsa = _pypsa()
+    n = _small(pypsa)
+    n.add("Line", "M-H", bus0="Munich", bus1="Hamburg", x=5.0, s_nom=100.0, v_nom=110)
+    n.lines.loc["M-H", "bus0"] = "Berlin"  # a line named like a transformer
+    n.lines.loc["M-H", "bus1"] = "Munich"
+    ds = nodalopt.solve(n)
+    assert list(ds.branch.values) == ["line:B-M", "line:M-H", "transformer:M-H", "transformer:B-H"]
+    assert list(ds.branch_name.values) == ["B-M", "M-H", "M-H", "B-H"]
+    nodalopt.to_pypsa(ds, n)  # written back by component and name
+    assert list(n.lines_t.p0.columns) == ["B-M", "M-H"]
+    np.testing.assert_allclose(n.transformers_t.p0["M-H"].to_numpy(),
+                               ds.flow.sel(branch="transformer:M-H").values)
+    files = {p.name for p in write_csv_results(ds, tmp_path / "out")}
+    assert {"lines-p0.csv", "transformers-p0.csv", "generators-p.csv"} <= files
+    assert list(pd.read_csv(tmp_path / "out" / "transformers-p0.csv", index_col=0).columns) == ["M-H", "B-H"]
+
+
+@pytest.mark.peers
+def test_csv_folder_names_are_the_index(tmp_path: Path):
+    pypsa = _pypsa()
+    n = _small(pypsa)
+    n.export_to_csv_folder(str(tmp_path / "net"))
+    ds = solve_csv_folder(tmp_path / "net")
+    direct = nodalopt.solve(n)
+    for dim in ("bus", "gen", "branch", "storage"):
+        assert list(ds[dim].values) == list(direct[dim].values)
+        assert list(ds[f"{dim}_pos"].values) == list(direct[f"{dim}_pos"].values)
+    np.testing.assert_array_equal(ds.lmp.values, direct.lmp.values)
+    # numeric bus names stay names (strings), the position is aside
+    m = pypsa.Network()
+    for b in ("10", "20"):
+        m.add("Bus", b, v_nom=110)
+    m.add("Line", "l", bus0="10", bus1="20", x=1.0, s_nom=100)
+    m.add("Generator", "g", bus="10", p_nom=100, marginal_cost=5)
+    m.add("Load", "d", bus="20", p_set=50)
+    ds = nodalopt.solve(m)
+    assert list(ds.bus.values) == ["10", "20"] and list(ds.bus_pos.values) == [0, 1]
+    assert float(ds.lmp.sel(bus="20")[0]) == pytest.approx(5.0, abs=1e-4)
+
+
+def test_pandapower_bus_index_stays_with_names_aside():
+    """Built-in cases name buses by MATPOWER number (1..n) while the index is 0..n-1: the index stays
+    the ``bus`` coordinate (``ds.lmp.sel(bus=...)`` keeps its meaning), the names are ``bus_name``."""
+    import pandapower.networks as pn
+
+    net = pn.case9()
+    ds = nodalopt.solve(net)
+    assert list(ds.bus.values) == list(net.bus.index)
+    assert list(ds.bus_name.values) == [str(x) for x in net.bus.name]
+    assert ds.lmp.sel(bus=4).item() == ds.lmp.where(ds.bus_name == "5", drop=True).item()
+    net.bus.loc[3, "name"] = net.bus.name.iloc[0]  # duplicate names: no bus_name coordinate
+    assert "bus_name" not in nodalopt.solve(net).coords
+    nodalopt.write_back(ds, pn.case9())  # the pandapower write-back still takes the result
+
+
+def test_to_pypsa_refuses_a_pandapower_result_with_bus_names():
+    pypsa = _pypsa()
+    import pandapower.networks as pn
+
+    with pytest.raises(InputError, match="not one of a pypsa.Network"):
+        nodalopt.to_pypsa(nodalopt.solve(pn.case9()), _small(pypsa))
