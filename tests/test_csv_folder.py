@@ -235,9 +235,10 @@ def test_ragged_row_and_size_limit(case: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_unsupported_inputs_refused(case: Path) -> None:
-    (case / "links.csv").write_text("name,bus0,bus1,p_nom\nhvdc,north,south,100\n", encoding="utf-8")
-    _raises(case, "links.csv", "line 2", "not modelled")
-    (case / "links.csv").unlink()
+    # links are read since issue 19.2; stores are still refused
+    (case / "stores.csv").write_text("name,bus,e_nom\nh2,north,100\n", encoding="utf-8")
+    _raises(case, "stores.csv", "line 2", "not modelled")
+    (case / "stores.csv").unlink()
     (case / "lines-s_max_pu.csv").write_text("snapshot,north-west\n", encoding="utf-8")
     _raises(case, "lines-s_max_pu.csv", "line 1", "column 'north-west'", "not supported")
 

@@ -35,7 +35,12 @@ def resolve_factors(net: NetworkArrays, emission_factors: Any, required: bool) -
         if use_fuel.any():
             from .. import carbon
 
-            ef[use_fuel] = carbon.factors_from_fuel(fuel[use_fuel].astype(str), "fuel column")
+            try:
+                ef[use_fuel] = carbon.factors_from_fuel(fuel[use_fuel].astype(str), "fuel column")
+            except InputError:
+                if not required:  # an unknown fuel only matters when carbon is asked for
+                    return None
+                raise
     elif isinstance(emission_factors, dict):
         ef = np.full(G, np.nan)
         index = net.names_index["gen"]
