@@ -132,3 +132,124 @@ def test_to_pypsa_refuses_a_pandapower_result_with_bus_names():
 
     with pytest.raises(InputError, match="not one of a pypsa.Network"):
         nodalopt.to_pypsa(nodalopt.solve(pn.case9()), _small(pypsa))
+
+
+# ============================================================ point 2: PyPSA's networks as written
+def _compare(n, ref, *, obj_rel: float = 1e-6, lmp_abs: float = 1e-3) -> object:
+    """Solve ``n`` with nodalopt and ``ref`` (the same network) with PyPSA + HiGHS; compare."""
+    ds = nodalopt.solve(n)
+    ref.optimize(solver_name="highs", include_objective_constant=False)
+    assert ds.attrs["objective"] == pytest.approx(ref.objective, rel=obj_rel)
+    theirs = ref.buses_t.marginal_price
+    ours = ds.lmp.to_pandas()[theirs.columns]
+    unique = ds.lmp_unique.to_pandas()[theirs.columns].to_numpy()
+    assert unique.any()
+    err = np.abs(ours.to_numpy() - theirs.to_numpy())[unique]
+    assert err.max() < lmp_abs, err.max()
+    return ds
+
+
+def _meshed_ac_dc(pypsa):
+    """ac-dc-meshed in small: two AC areas joined by converters and a three-bus DC grid (DC lines with
+    r only, as PyPSA models them) and a direct lossy link with a marginal cost."""
+    n = pypsa.Network()
+    n.set_snapshots(pd.date_range("2030-01-01", periods=3, freq="h"))
+    for b in ("A1", "A2", "B1", "B2"):
+        n.add("Bus", b, v_nom=380)
+    for b in ("DC-A", "DC-B", "DC-C"):
+        n.add("Bus", b, v_nom=200, carrier="DC")
+    n.add("Line", "a", bus0="A1", bus1="A2", x=10.0, s_nom=500)
+    n.add("Line", "b", bus0="B1", bus1="B2", x=12.0, s_nom=500)
+    n.add("Line", "dc-ab", bus0="DC-A", bus1="DC-B", r=2.0, s_nom=80)
+    n.add("Line", "dc-bc", bus0="DC-B", bus1="DC-C", r=3.0, s_nom=500)
+    n.add("Line", "dc-ca", bus0="DC-C", bus1="DC-A", r=4.0, s_nom=500)
+    for name, ac, dc in (("conv-A", "A2", "DC-A"), ("conv-B", "B1", "DC-B"), ("conv-C", "B2", "DC-C")):
+        n.add("Link", name, bus0=ac, bus1=dc, p_nom=400, p_min_pu=-1.0, efficiency=1.0)
+    n.add("Link", "direct", bus0="A1", bus1="B2", p_nom=60, p_min_pu=-1.0, efficiency=0.95, marginal_cost=0.5)
+    n.add("Generator", "cheap", bus="A1", p_nom=600, marginal_cost=10, marginal_cost_quadratic=0.01)
+    n.add("Generator", "dear", bus="B1", p_nom=600, marginal_cost=40, marginal_cost_quadratic=0.03)
+    n.add("Load", "la", bus="A2", p_set=[100.0, 150.0, 80.0])
+    n.add("Load", "lb", bus="B2", p_set=[300.0, 350.0, 250.0])
+    return n
+
+
+@pytest.mark.peers
+def test_links_and_dc_lines_match_pypsa():
+    pypsa = _pypsa()
+    ds = _compare(_meshed_ac_dc(pypsa), ref := _meshed_ac_dc(pypsa))
+    assert list(ds.dcline.values) == ["conv-A", "conv-B", "conv-C", "direct"]
+    assert list(ds.dcline_component.values) == ["links"] * 4
+    np.testing.assert_allclose(ds.p_dcline.to_pandas()[ref.links.index].to_numpy(), ref.links_t.p0.to_numpy(),
+                               atol=1e-2)
+    assert float(np.abs(ds.flow.sel(branch="dc-ab")).max()) == pytest.approx(80.0, abs=1e-3)  # DC line binds
+    n = _meshed_ac_dc(pypsa)
+    nodalopt.to_pypsa(ds, n)
+    np.testing.assert_allclose(n.links_t.p1["direct"].to_numpy(), -0.95 * n.links_t.p0["direct"].to_numpy())
+
+
+def _typed_line_network(pypsa):
+    """Lines given by PyPSA standard type, length and num_parallel (no x column at all), transformers
+    and generators without the columns PyPSA leaves at their defaults."""
+    n = pypsa.Network()
+    n.set_snapshots(pd.date_range("2030-01-01", periods=2, freq="h"))
+    for b, v in (("a", 220), ("b", 220), ("c", 220), ("d", 380)):
+        n.add("Bus", b, v_nom=v)
+    n.add("Line", "ab", bus0="a", bus1="b", type="Al/St 240/40 2-bundle 220.0", length=40, num_parallel=2,
+          s_nom=300)
+    n.add("Line", "bc", bus0="b", bus1="c", type="Al/St 240/40 2-bundle 220.0", length=80, s_nom=300)
+    n.add("Line", "ca", bus0="c", bus1="a", type="Al/St 240/40 2-bundle 220.0", length=60, s_nom=90)
+    n.add("Transformer", "t", bus0="c", bus1="d", x=0.1, s_nom=600)
+    n.add("Generator", "g1", bus="a", p_nom=500, marginal_cost=20, marginal_cost_quadratic=0.02)
+    n.add("Generator", "g2", bus="d", p_nom=500, marginal_cost=50, marginal_cost_quadratic=0.04)
+    n.add("Load", "l", bus="c", p_set=[250.0, 320.0])
+    return n
+
+
+@pytest.mark.peers
+def test_standard_line_types_and_omitted_default_columns_match_pypsa(tmp_path: Path):
+    pypsa = _pypsa()
+    n = _typed_line_network(pypsa)
+    n.export_to_csv_folder(str(tmp_path / "net"))
+    header = (tmp_path / "net" / "lines.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert "type" in header and "x" not in header  # PyPSA left x out: all its values are the default 0
+    ds = _compare(n, _typed_line_network(pypsa))
+    assert float(np.abs(ds.branch_mu.sel(branch="ca")).max()) > 1.0  # the typed line's limit binds
+    # the folder PyPSA wrote gives the same prices
+    np.testing.assert_allclose(solve_csv_folder(tmp_path / "net").lmp.values, ds.lmp.values, atol=1e-9)
+
+
+@pytest.mark.peers
+def test_omitted_columns_name_the_real_cause():
+    pypsa = _pypsa()
+    n = _typed_line_network(pypsa)
+    n.lines["type"] = ""  # no type and no x: PyPSA's default x = 0
+    with pytest.raises(InputError, match=r"lines.csv, line 1, column 'x': required column is missing: "
+                                         r"PyPSA's default x = 0 .* or a standard line type"):
+        nodalopt.solve(n)
+    n = _typed_line_network(pypsa)
+    n.lines.loc["bc", "type"] = "no such type"
+    with pytest.raises(InputError, match=r"lines.csv, line 3, column 'type': not one of PyPSA's standard line"):
+        nodalopt.solve(n)
+    # benchmark-sp: extendable generators with p_nom left out -> the extendability is named, with the fix
+    n = _typed_line_network(pypsa)
+    n.generators["p_nom_extendable"] = True
+    n.generators["p_nom"] = 0.0
+    with pytest.raises(InputError, match=r"generators.csv, line 2, column 'p_nom_extendable'.*set p_nom .*"
+                                         r"p_nom_extendable=False"):
+        nodalopt.solve(n)
+    n = _typed_line_network(pypsa)
+    n.lines["s_nom_extendable"] = True
+    with pytest.raises(InputError, match=r"column 's_nom_extendable'.*s_nom_opt"):
+        nodalopt.solve(n)
+
+
+@pytest.mark.peers
+def test_carrier_missing_from_carriers_only_matters_for_carbon():
+    pypsa = _pypsa()
+    n = _typed_line_network(pypsa)
+    n.add("Carrier", "gas", co2_emissions=0.2)
+    n.generators["carrier"] = ["gas", "load shedding"]  # 'load shedding' is not in n.carriers
+    ds = nodalopt.solve(n)  # no carbon asked for: solves
+    assert ds.attrs["status"] == "optimal"
+    with pytest.raises(InputError, match="load shedding"):
+        nodalopt.solve(n, carbon_price=50.0)

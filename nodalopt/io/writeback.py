@@ -59,7 +59,8 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
     (MW, ``p1 = -p0``: the DC model is lossless), ``n.lines_t.mu_upper`` / ``mu_lower`` and the
     transformers' (shadow prices of the ``s_nom`` limits in $/MWh per MW, signed as PyPSA's
     ``assign_all_duals=True``: ``mu_upper <= 0``, ``mu_lower >= 0``), and
-    ``n.storage_units_t.p`` / ``p_dispatch`` / ``p_store`` / ``state_of_charge`` (MW, MWh).
+    ``n.storage_units_t.p`` / ``p_dispatch`` / ``p_store`` / ``state_of_charge`` (MW, MWh), and
+    ``n.links_t.p0`` / ``p1`` (MW; ``p1 = -efficiency * p0``).
 
     Raises
     ------
@@ -100,6 +101,11 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
         # PyPSA (linopy) signs: the dual of ``p0 <= s_nom`` is <= 0, that of ``p0 >= -s_nom`` >= 0
         dyn["mu_upper"] = frame(-np.maximum(mu[:, pos], 0.0), names, table)
         dyn["mu_lower"] = frame(np.maximum(-mu[:, pos], 0.0), names, table)
+    if "dcline" in ds.dims and "dcline_component" in ds.coords:  # PyPSA links: p0 at bus0, p1 = -eff * p0
+        pos, names = _members(ds, "dcline", "links")
+        _unknown("links", names, n.links.index)
+        n.links_t["p0"] = frame(ds.p_dcline.transpose("time", "dcline").values[:, pos], names, n.links)
+        n.links_t["p1"] = frame(-ds.p_dcline_to.transpose("time", "dcline").values[:, pos], names, n.links)
     if "storage" in ds.dims:
         pos, names = _members(ds, "storage", "storage_units")
         _unknown("storage units", names, n.storage_units.index)
