@@ -127,6 +127,8 @@ COORD_LONG_NAMES = {
     "branch_name": "branch name in its component table",
     "storage_pos": "position of the storage unit in its component table",
     "storage_component": "component table of the storage unit",
+    "dcline_pos": "position of the link in its component table",
+    "dcline_component": "component table of the link",
     "gen": "injector name (table:index or component:name)",
     "gen_carrier": "carrier (fuel) of the injector",
     "branch": "branch name (table:index or component:name)",

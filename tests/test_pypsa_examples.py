@@ -253,3 +253,23 @@ def test_carrier_missing_from_carriers_only_matters_for_carbon():
     assert ds.attrs["status"] == "optimal"
     with pytest.raises(InputError, match="load shedding"):
         nodalopt.solve(n, carbon_price=50.0)
+
+
+@pytest.mark.peers
+def test_no_marginal_emission_computation_when_no_unit_emits(monkeypatch):
+    """scigrid-de's carriers have no co2_emissions (PyPSA's default 0): the LME is exactly 0 and is not
+    computed (it took most of the time outside the solver: 417 dense eigh/svd calls on 585 buses)."""
+    from nodalopt import carbon
+
+    pypsa = _pypsa()
+    n = _typed_line_network(pypsa)
+    n.add("Carrier", "gas")  # co2_emissions left at PyPSA's default 0
+    n.generators["carrier"] = "gas"
+
+    def boom(*args, **kwargs):
+        raise AssertionError("LME computed although no unit emits")
+
+    monkeypatch.setattr(carbon, "locational_marginal_emissions", boom)
+    ds = nodalopt.solve(n)
+    assert float(np.abs(ds.lme).max()) == 0.0 and bool(ds.lme_unique.all())
+    assert float(ds.attrs["total_emissions_t"]) == 0.0
