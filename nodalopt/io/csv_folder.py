@@ -1214,7 +1214,10 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
     else:
         index = pd.Index(pd.DatetimeIndex(ds["time"].values).astype(str), name="snapshot")
     index = pd.Index(neutralise(index), name="snapshot")
-    bus_cols = neutralise(np.asarray(ds["bus"].values).astype(str))  # CSV / PyPSA results: the bus names
+    # CSV / PyPSA results: the bus names (bus_name, = bus); other sources: the bus ids (their bus_name,
+    # e.g. pandapower's net.bus.name, is a side coordinate only)
+    named = "bus_pos" in ds.coords and "bus_name" in ds.coords
+    bus_cols = neutralise(np.asarray(ds["bus_name" if named else "bus"].values).astype(str))
     written: list[Path] = []
 
     def put(name: str, values: np.ndarray, cols: Sequence[str] | np.ndarray) -> None:
