@@ -78,6 +78,8 @@ def build_dataset(net: NetworkArrays, time: pd.DatetimeIndex, dt: float, *, pric
         "branch": ("branch", np.asarray(net.br_names, dtype=str)),
         "rating": ("branch", net.br_rate, {"units": "MW", "long_name": "thermal limit (inf = none)"}),
     }
+    if "bus_names" in net.meta:  # names of the input's buses (pandapower: unique, non-null net.bus.name)
+        coords["bus_name"] = ("bus", np.asarray(net.meta["bus_names"], dtype=str))
     if storage is not None:
         pc, pd_, e = storage
         vars_["p_storage"] = _da((pd_ - pc).T, ("time", "storage"), "p_storage")
@@ -115,8 +117,18 @@ CF_UNITS: dict[str, tuple[str, bool]] = {
 #: long names of coordinates (variables carry theirs from :data:`UNITS` and the builders)
 COORD_LONG_NAMES = {
     "time": "start of the period",
-    "bus": "bus id (pandapower index, MATPOWER bus number, or CSV bus name / position)",
+    "bus": "bus id (pandapower index, MATPOWER bus number, or PyPSA / CSV bus name)",
     "bus_name": "bus name in the input",
+    "bus_pos": "position of the bus in the input's bus table",
+    "gen_pos": "position of the injector in its component table",
+    "gen_component": "component table of the injector",
+    "branch_pos": "position of the branch in its component table",
+    "branch_component": "component table of the branch",
+    "branch_name": "branch name in its component table",
+    "storage_pos": "position of the storage unit in its component table",
+    "storage_component": "component table of the storage unit",
+    "dcline_pos": "position of the link in its component table",
+    "dcline_component": "component table of the link",
     "gen": "injector name (table:index or component:name)",
     "gen_carrier": "carrier (fuel) of the injector",
     "branch": "branch name (table:index or component:name)",

@@ -113,7 +113,7 @@ def test_pypsa_written_folder_matches_pypsa_lmps(tmp_path: Path) -> None:
         assert bool(ds.lmp_unique.all())
     assert ds.attrs["objective"] == pytest.approx(n.objective, rel=1e-6)
     np.testing.assert_array_equal(pd.DatetimeIndex(ds.time.values), ref.index)
-    gp = pd.DataFrame(ds.p_gen.values, columns=[g.split(":", 1)[1] for g in ds.gen.values])
+    gp = ds.p_gen.to_pandas()  # generator names are the 'gen' index (issue 19.3; was "gen:NAME")
     assert np.abs(gp[n.generators_t.p.columns].to_numpy() - n.generators_t.p.to_numpy()).max() < 1e-2
 
 
@@ -235,9 +235,10 @@ def test_ragged_row_and_size_limit(case: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_unsupported_inputs_refused(case: Path) -> None:
-    (case / "links.csv").write_text("name,bus0,bus1,p_nom\nhvdc,north,south,100\n", encoding="utf-8")
-    _raises(case, "links.csv", "line 2", "not modelled")
-    (case / "links.csv").unlink()
+    # links are read since issue 19.2; stores are still refused
+    (case / "stores.csv").write_text("name,bus,e_nom\nh2,north,100\n", encoding="utf-8")
+    _raises(case, "stores.csv", "line 2", "not modelled")
+    (case / "stores.csv").unlink()
     (case / "lines-s_max_pu.csv").write_text("snapshot,north-west\n", encoding="utf-8")
     _raises(case, "lines-s_max_pu.csv", "line 1", "column 'north-west'", "not supported")
 

@@ -237,8 +237,8 @@ def test_pypsa_network_errors_name_the_table_row_and_column():
     with pytest.raises(InputError, match=r"<pypsa.Network>/generators.csv, line 3, column 'p_min_pu'"):
         nodalopt.solve(n)
     n = _pypsa_network(pypsa)
-    n.add("Link", "hvdc", bus0="north", bus1="city", p_nom=50)
-    with pytest.raises(InputError, match=r"links.csv.*links are not modelled"):
+    n.add("Store", "h2", bus="north", e_nom=50)  # links are read since issue 19.2; stores are not
+    with pytest.raises(InputError, match=r"stores.csv.*stores are not modelled"):
         nodalopt.solve(n)
 
 

@@ -35,7 +35,12 @@ def resolve_factors(net: NetworkArrays, emission_factors: Any, required: bool) -
         if use_fuel.any():
             from .. import carbon
 
-            ef[use_fuel] = carbon.factors_from_fuel(fuel[use_fuel].astype(str), "fuel column")
+            try:
+                ef[use_fuel] = carbon.factors_from_fuel(fuel[use_fuel].astype(str), "fuel column")
+            except InputError:
+                if not required:  # an unknown fuel only matters when carbon is asked for
+                    return None
+                raise
     elif isinstance(emission_factors, dict):
         ef = np.full(G, np.nan)
         index = net.names_index["gen"]
@@ -206,7 +211,10 @@ def add_carbon(ds: Any, state: Any, ef: np.ndarray, price: np.ndarray, cap_price
     c1_eq = c1 + ef[:, None] * np.where(absorb[:, None] & (np.asarray(state.p) > 1e-4), price[None, :],
                                         np.where(absorb[:, None], 0.0, cap_price or 0.0))
     kink = np.where(absorb[:, None], ef[:, None] * price[None, :], 0.0)
-    lme, unique = carbon.locational_marginal_emissions(state, ef, c1=c1_eq, kink_cost=kink)
+    if np.any(ef):
+        lme, unique = carbon.locational_marginal_emissions(state, ef, c1=c1_eq, kink_cost=kink)
+    else:  # no unit emits (e.g. carriers without co2_emissions, PyPSA's default 0): every rate is exactly 0
+        lme, unique = np.zeros((net.n_node, emissions.shape[1])), np.ones((net.n_node, emissions.shape[1]), bool)
     ds["lme"] = xr.DataArray(lme[bn].T, dims=("time", "bus"), attrs={
         "units": "tCO2/MWh", "long_name": "locational marginal emissions: change in system emissions per "
         "extra MWh of demand at the bus"})

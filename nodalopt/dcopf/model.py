@@ -204,6 +204,8 @@ class DCOPF:
         self.co2_cap = co2_cap
         self.ef = CT.resolve_factors(self.net, emission_factors,
                                      required=carbon_price is not None or co2_cap is not None)
+        if self.ef is not None and self.net.n_dcline and carbon_price is None and co2_cap is None:
+            self.ef = None  # emission factors known but no carbon asked for: solve without carbon results
         if self.ef is not None and self.net.n_dcline:
             # the carbon emission flow (carbon_intensity, flow_carbon) follows AC branches only
             raise InputError(f"{self.net.name}: carbon accounting does not follow DC links yet "

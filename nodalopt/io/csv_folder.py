@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import os
 import re
@@ -50,7 +51,7 @@ _TRUE = {"true", "1", "yes", "t", "1.0"}
 _FALSE = {"false", "0", "no", "f", "0.0", ""}
 
 #: component files that are read
-COMPONENTS = ("buses", "lines", "transformers", "generators", "loads", "storage_units", "carriers")
+COMPONENTS = ("buses", "lines", "transformers", "generators", "loads", "storage_units", "carriers", "links")
 #: time series that are read, per component
 SERIES = {("loads", "p_set"), ("generators", "p_max_pu"), ("generators", "p_min_pu")}
 #: time-varying *inputs* that would change the optimum but are not modelled: refused
@@ -64,10 +65,29 @@ REFUSED_SERIES = {
                       "marginal_cost", "marginal_cost_quadratic", "marginal_cost_storage", "spill_cost"},
     "loads": set(),
     "buses": set(),
+    "links": {"efficiency", "p_set", "p_min_pu", "p_max_pu", "marginal_cost", "marginal_cost_quadratic",
+              "stand_by_cost", "ramp_limit_up", "ramp_limit_down"},
 }
 #: components that change the optimum but are not modelled: refused when the file has rows
-UNSUPPORTED_COMPONENTS = ("links", "stores", "shunt_impedances", "global_constraints", "processes",
+UNSUPPORTED_COMPONENTS = ("stores", "shunt_impedances", "global_constraints", "processes",
                           "investment_periods")
+
+
+@functools.lru_cache(maxsize=1)
+def line_types() -> pd.DataFrame:
+    """PyPSA's standard line types (``x_per_length``, ``r_per_length`` in ohm/km ...), by name.
+
+    A copy of ``pypsa/data/standard_types/line_types.csv`` of PyPSA 1.2.4 (MIT licence; the data
+    come from pandapower, BSD licence) shipped as ``nodalopt/data/pypsa_line_types.csv``, so
+    that CSV folders are read without PyPSA.
+    """
+    path = Path(__file__).resolve().parent.parent / "data" / "pypsa_line_types.csv"
+    return pd.read_csv(path, index_col="name")
+
+
+def _extendable_message(attr: str) -> str:
+    return (f"capacity expansion is not modelled; fix the capacity: set {attr} (e.g. to {attr}_opt of a "
+            f"PyPSA optimize()) and {attr}_extendable=False.")
 
 
 # ============================================================== low-level CSV
@@ -332,6 +352,14 @@ def _refuse_true(t: Table, col: str, why: str) -> None:
         _first_bad(t, _bools(t, col, False), col, f"True is not supported: {why}")
 
 
+def _p_nom(t: Table, filled: list[str]) -> np.ndarray:
+    """``p_nom`` (MW): an empty cell is an error; a column left out takes PyPSA's default 0 (reported)."""
+    if t.has("p_nom"):
+        return _numbers(t, "p_nom", None)
+    filled.append(f"{t.path.name} column 'p_nom' left out: PyPSA's default p_nom = 0 MW applies")
+    return np.zeros(len(t))
+
+
 def _refuse_set(t: Table, col: str, why: str) -> None:
     if t.has(col):
         v = _numbers(t, col, np.nan, allow_inf=True)
@@ -562,10 +590,22 @@ def _read_series(path: Path, ids: np.ndarray, keys: list[str], labels: pd.Index,
                         f"snapshot {str(k)[:40]!r} where {key_label} has {keys[i]!r} (row {i + 1}); "
                         "rows must follow snapshots.csv.")
     cols = [h for h in t.header[1:] if h not in skip]
-    data = {h: _numbers(t, h, None) for h in cols}
-    for h, v in data.items():
-        _first_bad(t, ~np.isfinite(v), h, "inf is not allowed in a time series.")
-    return pd.DataFrame(data, index=labels, columns=cols)
+    j_of = [j for j, h in enumerate(t.header) if j > 0 and h not in skip]
+    if not cols or not len(t):
+        return pd.DataFrame(np.zeros((len(t), len(cols))), index=labels, columns=cols)
+    # every cell at once (column-major, so the first bad cell is found in the order of the columns)
+    cells = pd.Series(np.array(t.rows, dtype=object)[:, j_of].T.ravel(), dtype=object).str.strip()
+    ok = cells.str.fullmatch(_NUM_RE).to_numpy(dtype=bool)
+    if not ok.all():  # the per-column parser words the error (file, line, column, why)
+        k = int(np.argmax(~ok))
+        _numbers(t, cols[k // len(t)], None)
+        raise _fail(t.path, int(t.lines[k % len(t)]), cols[k // len(t)], "not a number.")
+    values = cells.astype(float).to_numpy().reshape(len(cols), len(t)).T
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i, j = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+        raise _fail(t.path, int(t.lines[i]), cols[j], "inf is not allowed in a time series.")
+    return pd.DataFrame(values, index=labels, columns=cols)
 
 
 def _same_time(k: str, labels: pd.Index, i: int) -> bool:
@@ -654,9 +694,9 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
     bus_names = _ids(bt)
     v_nom = _numbers(bt, "v_nom", 1.0)
     _first_bad(bt, v_nom <= 0, "v_nom", "v_nom must be > 0 kV.")
-    carrier = _strings(bt, "carrier", "AC")
-    _first_bad(bt, (carrier != "AC") & (carrier != ""), "carrier",
-               "only AC buses are supported (DC buses need links, which are not modelled yet).")
+    # any carrier (AC, DC, H2 ...) is a node of the nodal balance; lines between DC buses use r (as PyPSA)
+    bus_carrier = np.where(_strings(bt, "carrier", "AC") == "", "AC", _strings(bt, "carrier", "AC")).astype(str)
+    filled: list[str] = []  # PyPSA defaults applied to columns that were left out (reported in a warning)
     bus_pos = {str(b): i for i, b in enumerate(bus_names)}
     n_node = len(bus_names)
     if all(re.fullmatch(r"-?[1-9]\d{0,17}|0", str(b)) for b in bus_names):
@@ -677,18 +717,49 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
         if maybe is None or not len(maybe):
             continue
         t = maybe
-        t.require("bus0", "bus1", "x", "s_nom")
+        t.require("bus0", "bus1")
         names = _ids(t)
         f = _bus_refs(t, "bus0", bus_pos, buses_file)
         to = _bus_refs(t, "bus1", bus_pos, buses_file)
         _first_bad(t, f == to, "bus1", "bus1 equals bus0 (a branch from a bus to itself).")
-        if t.has("type"):
-            _first_bad(t, np.array([bool(str(s).strip()) for s in t.raw("type")]), "type",
-                       "standard line/transformer types are not supported; give x (and s_nom) directly.")
-        _refuse_true(t, "s_nom_extendable", "capacity expansion is not modelled; fix s_nom.")
-        x = _numbers(t, "x", None)
-        r = _numbers(t, "r", 0.0)
-        s_nom = _numbers(t, "s_nom", None, allow_inf=True)
+        _refuse_true(t, "s_nom_extendable", _extendable_message("s_nom"))
+        typ = _strings(t, "type", "")
+        typed = np.array([bool(str(v).strip()) for v in typ], dtype=bool)
+        dc = (bus_carrier[f] == "DC") & (bus_carrier[to] == "DC") if comp == "lines" else np.zeros(len(t), bool)
+        if comp == "lines":
+            _first_bad(t, (bus_carrier[f] == "DC") != (bus_carrier[to] == "DC"), "bus1",
+                       "a line joins a DC bus and a bus of another carrier; join them with a link.")
+        # PyPSA: DC lines enter Kirchhoff's voltage law with r, AC branches with x (default 0 each)
+        imp_col = np.where(dc, "r", "x")
+        x = _numbers(t, "x", 0.0) if t.has("x") else np.zeros(len(t))
+        r = _numbers(t, "r", 0.0) if t.has("r") else np.zeros(len(t))
+        needs_x = ~typed & ~dc
+        if not t.has("x") and needs_x.any():
+            raise _fail(t.path, 1, "x", "required column is missing: PyPSA's default x = 0 leaves "
+                                        f"{comp} without reactance, which a DC power flow cannot use; give x "
+                                        "(ohm for lines, per unit on s_nom for transformers)"
+                                        + (" or a standard line type (column 'type')." if comp == "lines" else "."))
+        if typed.any():
+            if comp != "lines":
+                _first_bad(t, typed, "type", "standard transformer types are not supported; give x and s_nom "
+                                             "directly.")
+            table_ = line_types()
+            known = np.isin(typ.astype(str), table_.index.to_numpy(dtype=str))
+            _first_bad(t, typed & ~known, "type", "not one of PyPSA's standard line types (PyPSA 1.2 "
+                                                  "line_types.csv; custom types are not read); give x "
+                                                  "and r directly.")
+            length = _numbers(t, "length", 0.0)
+            par = _numbers(t, "num_parallel", 1.0)
+            _first_bad(t, typed & (par <= 0), "num_parallel", "num_parallel must be > 0 for a typed line.")
+            per = table_.reindex(np.where(typed, typ, table_.index[0]).astype(str))
+            # PyPSA's calculate_dependent_values: x = x_per_length * length / num_parallel (same for r)
+            x = np.where(typed, per["x_per_length"].to_numpy() * length / np.where(typed, par, 1.0), x)
+            r = np.where(typed, per["r_per_length"].to_numpy() * length / np.where(typed, par, 1.0), r)
+        if t.has("s_nom"):
+            s_nom = _numbers(t, "s_nom", None, allow_inf=True)
+        else:
+            s_nom = np.zeros(len(t))  # PyPSA's default (no flow)
+            filled.append(f"{t.path.name} column 's_nom' left out: PyPSA's default s_nom = 0 MVA applies")
         _first_bad(t, s_nom < 0, "s_nom", "negative rating; s_nom must be >= 0 MW ('inf' = unlimited).")
         s_max_pu = _numbers(t, "s_max_pu", 1.0)
         _first_bad(t, s_max_pu < 0, "s_max_pu", "negative s_max_pu; it must be >= 0.")
@@ -703,6 +774,7 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
             tap = _numbers(t, "tap_ratio", 1.0)
             _first_bad(t, tap <= 0, "tap_ratio", "tap_ratio must be > 0.")
             shift = np.deg2rad(_numbers(t, "phase_shift", 0.0))
+        x = np.where(dc, r, x)  # the impedance that enters the DC power flow
         x_pu, r_pu = x * scale, r * scale
         if dc_model == "pglib":
             z2 = r_pu**2 + x_pu**2
@@ -710,7 +782,15 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
             b = x_pu / z2
             shift = np.zeros(len(t))
         else:
-            _first_bad(t, x == 0, "x", "zero reactance; a DC branch needs x != 0.")
+            zero = x == 0
+            if zero.any():
+                i = int(np.argmax(zero))
+                raise _fail(t.path, int(t.lines[i]), str(imp_col[i]),
+                            f"zero {'resistance' if dc[i] else 'reactance'}"
+                            + (" (PyPSA's default 0 where the cell is empty)" if not typed[i] else "")
+                            + f"; a {'DC line' if dc[i] else 'branch'} in the linear power flow needs "
+                            f"{imp_col[i]} != 0" + (" or a standard line type." if comp == "lines" and not dc[i]
+                                                    else "."))
             b = 1.0 / (x_pu * tap)
         prefix = "line" if comp == "lines" else "transformer"
         br_names.append(np.array([f"{prefix}:{n}" for n in names], dtype=object))
@@ -759,10 +839,11 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
     profiles: dict[tuple[str, str], pd.DataFrame] = {}
     gt = table("generators")
     if gt is not None and len(gt):
-        gt.require("bus", "p_nom")
+        gt.require("bus")
         g_ids = _ids(gt)
         g_node = _bus_refs(gt, "bus", bus_pos, buses_file)
-        p_nom = _numbers(gt, "p_nom", None)
+        _refuse_true(gt, "p_nom_extendable", _extendable_message("p_nom"))
+        p_nom = _p_nom(gt, filled)
         _first_bad(gt, p_nom < 0, "p_nom", "negative rating; p_nom must be >= 0 MW.")
         pmin_pu = _numbers(gt, "p_min_pu", 0.0)
         pmax_pu = _numbers(gt, "p_max_pu", 1.0)
@@ -778,7 +859,6 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
         _first_bad(gt, eff <= 0, "efficiency", "efficiency must be > 0.")
         _refuse_nondefault(gt, "sign", 1.0, "generators with sign -1 are not modelled; use a load.")
         _refuse_true(gt, "committable", "unit commitment is not modelled.")
-        _refuse_true(gt, "p_nom_extendable", "capacity expansion is not modelled; fix p_nom.")
         _refuse_set(gt, "p_set", "fixed dispatch (p_set) is not modelled; use p_min_pu = p_max_pu.")
         _refuse_set(gt, "p_init", "an initial output for ramping is not modelled.")
         g_carrier = _strings(gt, "carrier", "")
@@ -853,10 +933,11 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
     st_cyclic = np.zeros(0, bool)
     stt = table("storage_units")
     if stt is not None and len(stt):
-        stt.require("bus", "p_nom")
+        stt.require("bus")
         s_ids = _ids(stt)
         s_node = _bus_refs(stt, "bus", bus_pos, buses_file)
-        p_nom = _numbers(stt, "p_nom", None)
+        _refuse_true(stt, "p_nom_extendable", _extendable_message("p_nom"))
+        p_nom = _p_nom(stt, filled)
         _first_bad(stt, p_nom < 0, "p_nom", "negative rating; p_nom must be >= 0 MW.")
         hours = _numbers(stt, "max_hours", 1.0)
         _first_bad(stt, hours < 0, "max_hours", "negative max_hours.")
@@ -879,7 +960,6 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
                           ("marginal_cost_storage", 0.0, "storage holding costs are not modelled."),
                           ("inflow", 0.0, "inflows are not modelled.")):
             _refuse_nondefault(stt, c, d, why)
-        _refuse_true(stt, "p_nom_extendable", "capacity expansion is not modelled; fix p_nom.")
         _refuse_true(stt, "state_of_charge_initial_per_period", "multi-period storage is not modelled.")
         _refuse_true(stt, "cyclic_state_of_charge_per_period", "multi-period storage is not modelled.")
         for c in ("p_set", "p_dispatch_set", "p_store_set", "state_of_charge_set"):
@@ -892,10 +972,14 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
             st_e_max=e_max, st_e_init=e0, st_e_final=e_final,
             st_eta_charge=eta_c, st_eta_discharge=eta_d)
 
+    # ------------------------------------------------------------------ links
+    dc_kw = _links(table("links"), bus_pos, buses_file, filled)
+
     # ------------------------------------------------- islands and references
     node_island = V.islands(n_node, f_all[b_all != 0], t_all[b_all != 0])
-    g_node_all = gen_kw["gen_node"]
-    order = np.r_[g_node_all[slack], g_node_all[~slack], np.arange(n_node)].astype(np.int64)
+    g_node_all = np.r_[gen_kw["gen_node"], dc_kw["dc_f"], dc_kw["dc_t"]].astype(np.int64)
+    g_node = np.asarray(gen_kw["gen_node"], dtype=np.int64)
+    order = np.r_[g_node[slack], g_node[~slack], dc_kw["dc_f"], dc_kw["dc_t"], np.arange(n_node)].astype(np.int64)
     _, first = np.unique(order, return_index=True)
     ref_cand = order[np.sort(first)]
     node_label = np.array([f"bus:{b}" for b in bus_names], dtype=object)
@@ -931,10 +1015,50 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
               # fixes it (to 0 MWh): a formulation that supports a free end can use this mask
               "st_final_free": ~np.asarray(st_cyclic, dtype=bool),
               "period_hours": dt, "n_snapshots": T},
-        **gen_kw, **st_kw,
+        **gen_kw, **st_kw, **dc_kw,
     )
+    if filled:
+        warnings.warn(f"{folder}: " + "; ".join(filled), UserWarning, stacklevel=3)
     return CsvCase(path=folder, arrays=arrays, profiles=profiles, snapshots=snapshots,
                    weightings=weights, bus_names=np.asarray(bus_names[pub], dtype=object))
+
+
+def _links(kt: Table | None, bus_pos: Mapping[str, int], buses_file: Path, filled: list[str]) -> dict[str, Any]:
+    """``links.csv`` -> the controllable-link arrays (``dc_*``): PyPSA's linear ``Link``.
+
+    ``p0`` (MW withdrawn at ``bus0``) in ``[p_min_pu, p_max_pu] * p_nom``; ``efficiency * p0``
+    delivered at ``bus1``; ``marginal_cost`` ($/MWh) on ``p0``.  A DC line or a converter alike.
+    """
+    if kt is None or not len(kt):
+        return dict(dc_names=np.zeros(0, object), dc_f=np.zeros(0, np.int64), dc_t=np.zeros(0, np.int64),
+                    dc_pmin=np.zeros(0), dc_pmax=np.zeros(0), dc_eff=np.zeros(0), dc_loss=np.zeros(0),
+                    dc_c0=np.zeros(0), dc_c1=np.zeros(0))
+    kt.require("bus0", "bus1")
+    ids = _ids(kt)
+    f = _bus_refs(kt, "bus0", bus_pos, buses_file)
+    to = _bus_refs(kt, "bus1", bus_pos, buses_file)
+    _first_bad(kt, f == to, "bus1", "bus1 equals bus0 (a link from a bus to itself).")
+    for col in kt.header:
+        if re.fullmatch(r"bus[2-9]\d*", col):
+            _first_bad(kt, np.array([bool(str(v).strip()) for v in kt.raw(col)], dtype=bool), col,
+                       "links with more than two buses (bus2, ...) are not modelled.")
+    _refuse_true(kt, "p_nom_extendable", _extendable_message("p_nom"))
+    _refuse_true(kt, "committable", "unit commitment is not modelled.")
+    for c, d, why in (("marginal_cost_quadratic", 0.0, "quadratic link costs are not modelled."),
+                      ("stand_by_cost", 0.0, "stand-by costs are not modelled.")):
+        _refuse_nondefault(kt, c, d, why)
+    for c in ("p_set", "ramp_limit_up", "ramp_limit_down"):
+        _refuse_set(kt, c, "fixed link schedules and link ramp limits are not modelled.")
+    p_nom = _p_nom(kt, filled)
+    _first_bad(kt, p_nom < 0, "p_nom", "negative rating; p_nom must be >= 0 MW.")
+    lo = _numbers(kt, "p_min_pu", 0.0)
+    hi = _numbers(kt, "p_max_pu", 1.0)
+    _first_bad(kt, lo > hi, "p_min_pu", "p_min_pu > p_max_pu.")
+    eff = _numbers(kt, "efficiency", 1.0)
+    _first_bad(kt, eff <= 0, "efficiency", "efficiency must be > 0.")
+    return dict(dc_names=np.array([f"link:{x}" for x in ids], dtype=object), dc_f=f, dc_t=to,
+                dc_pmin=lo * p_nom, dc_pmax=hi * p_nom, dc_eff=eff, dc_loss=np.zeros(len(kt)),
+                dc_c0=np.zeros(len(kt)), dc_c1=_numbers(kt, "marginal_cost", 0.0))
 
 
 # ============================================================== solving
@@ -964,13 +1088,56 @@ def solve_case(case: CsvCase, *, hours: int | None = None,
         kwargs.setdefault("start", snaps[0])
     kwargs.setdefault("demo_profiles", False)
     ds = DCOPF(case.arrays, hours=T, period_hours=case.period_hours, **kwargs).solve(prof or None)
-    names = np.asarray(case.arrays.meta["bus_names"], dtype=str)
     ds = ds.assign_coords(
-        bus_name=("bus", names),
         snapshot=("time", np.asarray(snaps.astype(str), dtype=str)),
         gen_carrier=("gen", np.asarray(case.arrays.meta["gen_carrier"], dtype=str)),
     )
+    ds = name_coords(ds, case.arrays)
     ds.attrs.update(source=str(case.path), source_format="csv_folder")
+    return ds
+
+
+#: element-name prefix of the compiled arrays -> PyPSA component list name
+_COMPONENT_OF = {"gen": "generators", "line": "lines", "transformer": "transformers",
+                 "storage": "storage_units", "link": "links"}
+
+
+def _split_prefixed(names: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``"line:l1"`` -> component list name ``"lines"``, element name ``"l1"`` and the position of the
+    element among those of its component (in the order of its table)."""
+    if not len(names):
+        return np.zeros(0, str), np.zeros(0, str), np.zeros(0, np.int64)
+    s = pd.Series(np.asarray(names, dtype=str), dtype=object)
+    parts = s.str.partition(":")
+    comp = parts[0].map(_COMPONENT_OF).fillna(parts[0]).to_numpy(dtype=str)
+    pos = pd.Series(comp).groupby(comp).cumcount().to_numpy(dtype=np.int64)
+    return comp, parts[2].to_numpy(dtype=str), pos
+
+
+def name_coords(ds: Any, arrays: NetworkArrays) -> Any:
+    """Element names of a CSV folder / ``pypsa.Network`` as the index coordinates of ``ds``.
+
+    ``bus``, ``gen``, ``storage`` (and ``dcline``) take the PyPSA names; ``branch`` takes the line and
+    transformer names when they are unique across both tables, else ``"line:NAME"`` /
+    ``"transformer:NAME"``.  Side coordinates keep the rest: ``bus_pos`` (position of the bus in
+    ``buses.csv``), ``bus_name`` (= ``bus``, kept for compatibility), ``<dim>_pos`` (position in its
+    component table), ``<dim>_component`` (``generators``, ``lines``, ...) and ``branch_name``
+    (the plain element name).
+    """
+    meta = arrays.meta
+    ds = ds.assign_coords(bus_pos=("bus", np.asarray(arrays.bus_node, dtype=np.int64)))
+    names = np.asarray(meta["bus_names"], dtype=str)
+    ds = ds.assign_coords(bus=("bus", names), bus_name=("bus", names))
+    for dim in ("gen", "branch", "storage", "dcline"):
+        if dim not in ds.dims:
+            continue
+        comp, plain, pos = _split_prefixed(np.asarray(ds[dim].values, dtype=str))
+        attrs = dict(ds[dim].attrs)
+        index = plain if pd.Index(plain).is_unique else np.asarray(ds[dim].values, dtype=str)
+        ds = ds.assign_coords({dim: (dim, index, attrs), f"{dim}_pos": (dim, pos),
+                               f"{dim}_component": (dim, comp)})
+        if dim == "branch":
+            ds = ds.assign_coords(branch_name=("branch", plain))
     return ds
 
 
@@ -1047,8 +1214,10 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
     else:
         index = pd.Index(pd.DatetimeIndex(ds["time"].values).astype(str), name="snapshot")
     index = pd.Index(neutralise(index), name="snapshot")
-    bus_cols = neutralise(np.asarray(ds["bus_name"].values, dtype=str) if "bus_name" in ds.coords
-                          else np.asarray(ds["bus"].values).astype(str))
+    # CSV / PyPSA results: the bus names (bus_name, = bus); other sources: the bus ids (their bus_name,
+    # e.g. pandapower's net.bus.name, is a side coordinate only)
+    named = "bus_pos" in ds.coords and "bus_name" in ds.coords
+    bus_cols = neutralise(np.asarray(ds["bus_name" if named else "bus"].values).astype(str))
     written: list[Path] = []
 
     def put(name: str, values: np.ndarray, cols: Sequence[str] | np.ndarray) -> None:
@@ -1069,7 +1238,16 @@ def write_csv_results(ds: Any, outdir: str | os.PathLike[str]) -> list[Path]:
         if dim not in ds.dims:
             continue
         default = {"gen": "generators", "branch": "branches", "storage": "storage_units"}[dim]
-        for comp, items in _split(np.asarray(ds[dim].values, dtype=str), default).items():
+        if f"{dim}_component" in ds.coords:  # a CSV / PyPSA result: named by component and element
+            comps = np.asarray(ds[f"{dim}_component"].values, dtype=str)
+            plain = np.asarray(ds[f"{dim}_name"].values if f"{dim}_name" in ds.coords else ds[dim].values,
+                               dtype=str)
+            groups: dict[str, list[tuple[int, str]]] = {}
+            for i, (c, nm) in enumerate(zip(comps, plain, strict=True)):
+                groups.setdefault(c, []).append((i, nm))
+        else:
+            groups = _split(np.asarray(ds[dim].values, dtype=str), default)
+        for comp, items in groups.items():
             idx = [i for i, _ in items]
             for var, attr in vars_:
                 if var in ds:

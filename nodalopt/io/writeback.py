@@ -37,6 +37,19 @@ def _unknown(kind: str, names: np.ndarray, known: pd.Index) -> None:
 
 
 # ==================================================================== PyPSA
+def _is_pypsa_result(ds: xr.Dataset) -> bool:
+    """A result of a CSV folder or ``pypsa.Network`` solve: buses named by PyPSA name, positions aside."""
+    return "bus_pos" in ds.coords and "gen_component" in ds.coords
+
+
+def _members(ds: xr.Dataset, dim: str, comp: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions along ``dim`` and plain element names of the members of PyPSA component ``comp``."""
+    comps = np.asarray(ds[f"{dim}_component"].values, dtype=str)
+    plain = np.asarray(ds[f"{dim}_name"].values if f"{dim}_name" in ds.coords else ds[dim].values, dtype=object)
+    pos = np.flatnonzero(comps == comp)
+    return pos, plain[pos]
+
+
 def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
     """Write a result of ``nodalopt.solve(n)`` into the ``pypsa.Network`` ``n`` (returned).
 
@@ -46,16 +59,18 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
     (MW, ``p1 = -p0``: the DC model is lossless), ``n.lines_t.mu_upper`` / ``mu_lower`` and the
     transformers' (shadow prices of the ``s_nom`` limits in $/MWh per MW, signed as PyPSA's
     ``assign_all_duals=True``: ``mu_upper <= 0``, ``mu_lower >= 0``), and
-    ``n.storage_units_t.p`` / ``p_dispatch`` / ``p_store`` / ``state_of_charge`` (MW, MWh).
+    ``n.storage_units_t.p`` / ``p_dispatch`` / ``p_store`` / ``state_of_charge`` (MW, MWh), and
+    ``n.links_t.p0`` / ``p1`` (MW; ``p1 = -efficiency * p0``).
 
     Raises
     ------
     InputError
         The result is not one of this network (another bus, generator or snapshot set).
     """
-    if "bus_name" not in ds.coords:
-        raise InputError("the result has no 'bus_name' coordinate: it is not the result of a pypsa.Network or "
-                         "CSV folder solve (nodalopt.solve(n)).")
+    if not _is_pypsa_result(ds):
+        raise InputError("the result is not one of a pypsa.Network or CSV folder solve (nodalopt.solve(n)): "
+                         "its 'bus' coordinate holds no PyPSA bus names (no 'bus_pos' / 'bus_name' side "
+                         "coordinates).")
     T = ds.sizes["time"]
     snaps = n.snapshots
     if T > len(snaps) or ("snapshot" in ds.coords and list(np.asarray(ds["snapshot"].values, dtype=str))
@@ -68,16 +83,16 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
         df = pd.DataFrame(np.asarray(values, dtype=float), index=idx, columns=pd.Index(cols, name=table.index.name))
         return df.reindex(index=snaps, columns=table.index)
 
-    buses = np.asarray(ds["bus_name"].values, dtype=object)
+    buses = np.asarray(ds["bus"].values, dtype=object)
     _unknown("buses", buses, n.buses.index)
     n.buses_t["marginal_price"] = frame(ds.lmp.transpose("time", "bus").values, buses, n.buses)
-    pos, names = _split(ds["gen"].values, "gen")
+    pos, names = _members(ds, "gen", "generators")
     _unknown("generators", names, n.generators.index)
     n.generators_t["p"] = frame(ds.p_gen.transpose("time", "gen").values[:, pos], names, n.generators)
     flow = ds.flow.transpose("time", "branch").values
     mu = ds.branch_mu.transpose("time", "branch").values
-    for prefix, comp in (("line", "lines"), ("transformer", "transformers")):
-        pos, names = _split(ds["branch"].values, prefix)
+    for comp in ("lines", "transformers"):
+        pos, names = _members(ds, "branch", comp)
         table = getattr(n, comp)
         _unknown(comp, names, table.index)
         dyn = getattr(n, f"{comp}_t")
@@ -86,8 +101,13 @@ def to_pypsa(ds: xr.Dataset, n: Any) -> Any:
         # PyPSA (linopy) signs: the dual of ``p0 <= s_nom`` is <= 0, that of ``p0 >= -s_nom`` >= 0
         dyn["mu_upper"] = frame(-np.maximum(mu[:, pos], 0.0), names, table)
         dyn["mu_lower"] = frame(np.maximum(-mu[:, pos], 0.0), names, table)
+    if "dcline" in ds.dims and "dcline_component" in ds.coords:  # PyPSA links: p0 at bus0, p1 = -eff * p0
+        pos, names = _members(ds, "dcline", "links")
+        _unknown("links", names, n.links.index)
+        n.links_t["p0"] = frame(ds.p_dcline.transpose("time", "dcline").values[:, pos], names, n.links)
+        n.links_t["p1"] = frame(-ds.p_dcline_to.transpose("time", "dcline").values[:, pos], names, n.links)
     if "storage" in ds.dims:
-        pos, names = _split(ds["storage"].values, "storage")
+        pos, names = _members(ds, "storage", "storage_units")
         _unknown("storage units", names, n.storage_units.index)
         p = ds.p_storage.transpose("time", "storage").values[:, pos]
         dyn = n.storage_units_t
@@ -172,7 +192,7 @@ def write_back(ds: xr.Dataset, net: Any, period: int | None = None) -> Any:
         period = 0
     if not (isinstance(period, int | np.integer) and 0 <= period < T):
         raise InputError(f"period must be an integer in 0..{T - 1}, got {period!r}.")
-    if "bus_name" in ds.coords:
+    if _is_pypsa_result(ds):
         raise InputError("the result is of a pypsa.Network or CSV folder; use nodalopt.to_pypsa.")
     r = ds.isel(time=period)
     bus = pd.Index(np.asarray(r["bus"].values, dtype=np.int64))

@@ -34,6 +34,20 @@ FUEL_COLUMN = "fuel"
 _BRANCH_TABLES = ("line", "trafo", "trafo3w", "impedance", "xward")
 
 
+
+def _bus_names(net: Any, pub: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"bus_names": names of the published buses}`` when ``net.bus.name`` is non-null and unique
+    over all buses, else ``{}``.  The ``bus`` coordinate stays the pandapower index either way (the
+    built-in cases name their buses by MATPOWER number, which differs from the index); the names
+    become the side coordinate ``bus_name``."""
+    if "name" not in net.bus:
+        return {}
+    names = net.bus["name"]
+    text = names.astype(str)
+    if names.isna().any() or not text.is_unique or (text.str.strip() == "").any():
+        return {}
+    return {"bus_names": text.to_numpy(dtype=object)[pub]}
+
 def _col(df: pd.DataFrame, name: str, default: float) -> np.ndarray:
     """Column as float array; ``default`` where the column is absent (documented defaults only)."""
     if name in df.columns:
@@ -641,7 +655,8 @@ def from_pandapower(net: Any, dc_model: str = "pandapower", name: str | None = N
         gen_co2=np.concatenate(g_co2) if g_co2 else np.zeros(0),
         gen_fuel=np.concatenate(g_fuel) if g_fuel else np.zeros(0, object),
         load_names=load_names, load_node=load_node, load_p=load_p,
-        meta={"source": "pandapower", "dc_model": dc_model, "pandapower_defaults": list(defaults)},
+        meta={"source": "pandapower", "dc_model": dc_model, "pandapower_defaults": list(defaults),
+              **_bus_names(net, pub)},
         **st_kw, **dc_kw,
     )
     arrays = V.check_susceptance(arrays, "pandapower branch model")
