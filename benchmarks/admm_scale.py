@@ -54,6 +54,7 @@ from benchmarks.registry import TD_TRANSMISSION as CASE
 from benchmarks.registry import load
 from benchmarks.runner import git_state
 from benchmarks.subproc import supervise
+from nodalopt.batch import tree_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
@@ -607,29 +608,12 @@ def child(name: str, spec: dict[str, Any], out: Path) -> None:
 
 
 # ============================================================================ parent
-def _tree_rss_mb(pid: int) -> float:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    tot = 0
-    for q in procs:
-        try:
-            tot += q.memory_info().rss
-        except psutil.Error:
-            pass
-    return tot / 2**20
-
-
 def run_one(name: str, spec: dict[str, Any], limit_s: float, mem_mb: float, tmp: Path) -> dict[str, Any]:
     js = tmp / f"{name}.json"
     cmd = [sys.executable, "-m", "benchmarks.admm_scale", "--child", name, "--spec", json.dumps(spec),
            "--json", str(js)]
     load0 = os.getloadavg()
-    sv = supervise(cmd, tmp / f"{name}.err", limit_s, mem_mb, _tree_rss_mb, poll_s=0.25, own_session=True)
+    sv = supervise(cmd, tmp / f"{name}.err", limit_s, mem_mb, tree_rss_mb, poll_s=0.25, own_session=True)
     killed, peak_tree, code, ru, wall, err = sv.killed, sv.peak_mb, sv.code, sv.ru, sv.wall_s, sv.stderr
     out: dict[str, Any] = {"name": name, "spec": spec}
     if killed == "timeout":

@@ -299,7 +299,7 @@ def solve_case_task(case: dict[str, Any], output: str, solve_kwargs: dict[str, A
     return row
 
 
-def _rss_mb(pid: int) -> float:
+def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and its descendants, MB (0 when it is gone)."""
     try:
         import psutil
@@ -358,7 +358,7 @@ def _supervised(case: dict[str, Any], output: str, solve_kwargs: dict[str, Any],
                                     start_new_session=True)
             killed, peak = "", 0.0
             while proc.poll() is None:
-                peak = max(peak, _rss_mb(proc.pid)) if mem_mb else 0.0
+                peak = max(peak, tree_rss_mb(proc.pid)) if mem_mb else 0.0
                 elapsed = time.perf_counter() - t0
                 if timeout and elapsed > timeout:
                     killed = f"timeout: killed after {elapsed:.1f} s, over the case time limit of {timeout:g} s"

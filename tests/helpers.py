@@ -83,3 +83,16 @@ def lagrangian_dual(net: NetworkArrays, ds: xr.Dataset) -> float:
     total -= np.sum(np.abs(mu) * rate[None, :])
     total += np.sum(mu * net.shift_flow[None, :])
     return dt * total
+
+
+def pypsa_or_skip():
+    """PyPSA with HiGHS (the ``peers`` extra), quiet; skips the test when either is missing."""
+    import logging
+
+    import pytest
+
+    pypsa = pytest.importorskip("pypsa")
+    pytest.importorskip("highspy")
+    logging.getLogger("pypsa").setLevel(logging.ERROR)
+    logging.getLogger("linopy").setLevel(logging.ERROR)
+    return pypsa

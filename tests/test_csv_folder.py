@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import pypsa_or_skip as _pypsa
 
 from nodalopt.errors import InputError
 from nodalopt.io import csv_folder as C
@@ -19,14 +19,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "csv_example"
 
 
 # ------------------------------------------------------------------ helpers
-def _pypsa():
-    pypsa = pytest.importorskip("pypsa")
-    pytest.importorskip("highspy")
-    logging.getLogger("pypsa").setLevel(logging.ERROR)
-    logging.getLogger("linopy").setLevel(logging.ERROR)
-    return pypsa
-
-
 def _pypsa_network(pypsa, T: int = 24):
     """Five buses on two voltage levels, two transformers in a loop, ramping coal, wind profile,
     storage; quadratic costs everywhere so the prices are unique (no dual degeneracy)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from helpers import three_bus
+from helpers import pypsa_or_skip, three_bus
 
 import nodalopt
 from nodalopt.errors import InputError
@@ -194,13 +194,9 @@ def test_admm_progress_total_tracks_the_run():
 
 # ------------------------------------------------------- PyPSA in, results back out
 def _pypsa():
-    import logging
     import warnings
 
-    pypsa = pytest.importorskip("pypsa")
-    pytest.importorskip("highspy")
-    logging.getLogger("pypsa").setLevel(logging.ERROR)
-    logging.getLogger("linopy").setLevel(logging.ERROR)
+    pypsa = pypsa_or_skip()
     warnings.filterwarnings("ignore", message=".*absent slots")
     return pypsa
 

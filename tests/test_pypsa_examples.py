@@ -7,24 +7,16 @@ PyPSA's own ``optimize()`` (HiGHS).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import pypsa_or_skip as _pypsa
 
 import nodalopt
 from nodalopt.errors import InputError
 from nodalopt.io import solve_csv_folder, write_csv_results
-
-
-def _pypsa():
-    pypsa = pytest.importorskip("pypsa")
-    pytest.importorskip("highspy")
-    logging.getLogger("pypsa").setLevel(logging.ERROR)
-    logging.getLogger("linopy").setLevel(logging.ERROR)
-    return pypsa
 
 
 def _small(pypsa, T: int = 3):

@@ -360,6 +360,16 @@ def _p_nom(t: Table, filled: list[str]) -> np.ndarray:
     return np.zeros(len(t))
 
 
+def _rated_range(t: Table, filled: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``p_nom`` (MW, >= 0) and ``p_min_pu`` <= ``p_max_pu`` (PyPSA defaults 0 and 1) of generators and links."""
+    p_nom = _p_nom(t, filled)
+    _first_bad(t, p_nom < 0, "p_nom", "negative rating; p_nom must be >= 0 MW.")
+    lo = _numbers(t, "p_min_pu", 0.0)
+    hi = _numbers(t, "p_max_pu", 1.0)
+    _first_bad(t, lo > hi, "p_min_pu", "p_min_pu > p_max_pu.")
+    return p_nom, lo, hi
+
+
 def _refuse_set(t: Table, col: str, why: str) -> None:
     if t.has(col):
         v = _numbers(t, col, np.nan, allow_inf=True)
@@ -843,11 +853,7 @@ def read_tables(folder: Path, files: Mapping[str, Path], load: Loader, *, base_m
         g_ids = _ids(gt)
         g_node = _bus_refs(gt, "bus", bus_pos, buses_file)
         _refuse_true(gt, "p_nom_extendable", _extendable_message("p_nom"))
-        p_nom = _p_nom(gt, filled)
-        _first_bad(gt, p_nom < 0, "p_nom", "negative rating; p_nom must be >= 0 MW.")
-        pmin_pu = _numbers(gt, "p_min_pu", 0.0)
-        pmax_pu = _numbers(gt, "p_max_pu", 1.0)
-        _first_bad(gt, pmin_pu > pmax_pu, "p_min_pu", "p_min_pu > p_max_pu.")
+        p_nom, pmin_pu, pmax_pu = _rated_range(gt, filled)
         c1 = _numbers(gt, "marginal_cost", 0.0)
         c2 = _numbers(gt, "marginal_cost_quadratic", 0.0)
         _first_bad(gt, c2 < 0, "marginal_cost_quadratic", "negative quadratic cost; costs must be convex.")
@@ -1049,11 +1055,7 @@ def _links(kt: Table | None, bus_pos: Mapping[str, int], buses_file: Path, fille
         _refuse_nondefault(kt, c, d, why)
     for c in ("p_set", "ramp_limit_up", "ramp_limit_down"):
         _refuse_set(kt, c, "fixed link schedules and link ramp limits are not modelled.")
-    p_nom = _p_nom(kt, filled)
-    _first_bad(kt, p_nom < 0, "p_nom", "negative rating; p_nom must be >= 0 MW.")
-    lo = _numbers(kt, "p_min_pu", 0.0)
-    hi = _numbers(kt, "p_max_pu", 1.0)
-    _first_bad(kt, lo > hi, "p_min_pu", "p_min_pu > p_max_pu.")
+    p_nom, lo, hi = _rated_range(kt, filled)
     eff = _numbers(kt, "efficiency", 1.0)
     _first_bad(kt, eff <= 0, "efficiency", "efficiency must be > 0.")
     return dict(dc_names=np.array([f"link:{x}" for x in ids], dtype=object), dc_f=f, dc_t=to,
