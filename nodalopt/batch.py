@@ -29,7 +29,6 @@ import hashlib
 import math
 import os
 import re
-import stat
 import sys
 import time
 import warnings
@@ -210,16 +209,13 @@ def _solve(case: dict[str, Any], solve_kwargs: dict[str, Any]) -> Any:
 
 
 def _open_input(path: Path) -> int | None:
-    """A read-only, non-blocking descriptor of a regular file (``None`` for anything else)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    """A read-only descriptor of a regular file, opened without blocking (``None`` for anything else)."""
+    from .io.csv_folder import open_regular
+
     try:
-        fd = os.open(path, flags)
-    except OSError:
+        return open_regular(path, "case input")
+    except InputError:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return fd
 
 
 def input_hash(case: dict[str, Any]) -> str:

@@ -137,7 +137,7 @@ class Table:
         return Table(self.path, self.header, [self.rows[i] for i in idx], self.lines[idx])
 
 
-def _open_regular(path: Path, what: str = "CSV file") -> int:
+def open_regular(path: Path, what: str = "CSV file") -> int:
     """Open ``path`` read-only without following a final symlink and without blocking; refuse non-regular files.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once (instead of waiting for a writer);
@@ -174,7 +174,7 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     limit = MAX_FILE_BYTES if limit is None else limit
     if path.is_symlink():
         raise InputError(f"{path}: is a symbolic link; refusing to follow it (copy the file instead).")
-    fd = _open_regular(path)
+    fd = open_regular(path)
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > limit:
