@@ -34,6 +34,7 @@ import ast
 import itertools
 import logging
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +140,20 @@ class ChunkLost(NodalOptError):
     """A step reached a worker that does not hold its chunk (the chunk's worker was lost)."""
 
 
+def _worker_threads() -> None:
+    """Numba threads of this task = the worker's threads (not every core of the machine per worker)."""
+    import numba
+    from distributed import get_worker
+
+    try:
+        n = int(get_worker().state.nthreads)
+    except (ValueError, AttributeError):
+        return
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
 def _apply(st: ChunkState, ops: list[Op]) -> StepOut | None:
+    _worker_threads()
     out = None
     for kind, val in ops:
         if kind == "P":
@@ -261,6 +275,11 @@ class DaskExecutor:
             self._cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None)
             self.client = Client(self._cluster)
+        from .warmup import warm_cluster
+
+        t0 = time.perf_counter()
+        warm_cluster(self.client)  # compile once per host (or load the host's numba cache)
+        self.warmup_s = time.perf_counter() - t0
         self.chunks_per_worker = chunks_per_worker
         self.run_id = f"{uuid.uuid4().hex[:12]}/"
         self.settings = QPSettings()
@@ -449,7 +468,8 @@ class DaskExecutor:
         step = (self._bytes["step_in"] + self._bytes["step_out"]) / n
         return {**{f"bytes_{k}": float(v) for k, v in self._bytes.items()}, "steps": float(self._steps),
                 "bytes_per_iteration": float(step), "bytes_per_iteration_per_feeder": float(step / max(K, 1)),
-                "reinstalls": float(self.reinstalls), "resident_bytes": float(self.resident_nbytes())}
+                "reinstalls": float(self.reinstalls), "warmup_s": self.warmup_s,
+                "resident_bytes": float(self.resident_nbytes())}
 
     def resident_nbytes(self) -> int:
         """Bytes of the chunks held by all workers."""
