@@ -341,10 +341,10 @@ class ADMM(TDOPF):
             price_prev = st_ck["price_prev"]
             # the warm starts, the QP step sizes the solver had adapted and its polishing active sets: the next
             # solves start where they left off
-            for k in range(len(self._batches)):
-                w = (st_ck[f"w{k}_x"], st_ck[f"w{k}_z"], st_ck[f"w{k}_y"]) if f"w{k}_x" in st_ck else None
-                self._exec.restore(k, w, {key: st_ck[f"w{k}_{key}"] for key in ("rho", "act", "known")
-                                          if f"w{k}_{key}" in st_ck})
+            for kb in range(len(self._batches)):
+                w = (st_ck[f"w{kb}_x"], st_ck[f"w{kb}_z"], st_ck[f"w{kb}_y"]) if f"w{kb}_x" in st_ck else None
+                self._exec.restore(kb, w, {key: st_ck[f"w{kb}_{key}"] for key in ("rho", "act", "known")
+                                          if f"w{kb}_{key}" in st_ck})
         n_c = p.size
         it = start_it
         res: list[StepOut] = []

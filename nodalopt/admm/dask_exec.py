@@ -149,7 +149,7 @@ def _worker_threads() -> None:
         n = int(get_worker().state.nthreads)
     except (ValueError, AttributeError):
         return
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n, int(numba.config.NUMBA_NUM_THREADS))))  # type: ignore[attr-defined]
 
 
 def _apply(st: ChunkState, ops: list[Op]) -> StepOut | None:
@@ -176,6 +176,17 @@ def _w_install(key: str, batch: QPBatch, settings: QPSettings, cols: np.ndarray,
     out = _apply(st, ops)
     _REGISTRY[key] = st
     return get_worker().address, out
+
+
+@dataclass
+class _Payload:
+    """The arguments of :func:`_w_install`, scattered to the worker as one object."""
+
+    args: tuple[Any, ...]
+
+
+def _w_install_payload(p: _Payload) -> tuple[str, StepOut | None]:
+    return _w_install(*p.args)
 
 
 def _w_step(key: str, ops: list[Op]) -> StepOut:
@@ -333,23 +344,35 @@ class DaskExecutor:
         self._chunks[k] = chunks
 
     def _place(self, chunks: list[_Chunk], ops_of: Any, replay: bool = False) -> list[StepOut | None]:
-        """Install ``chunks`` (on their ``addr``, or a live worker if it is gone); the last step of each replay."""
-        live = self._workers()
-        if not live:
-            raise NodalOptError("the Dask cluster has no workers left.")
-        futs = []
-        for i, c in enumerate(chunks):
-            if c.addr not in live:
-                c.addr = live[i % len(live)]
-            args = c.install_args(self.settings, ops_of(c))
-            self._bytes["replay" if replay else "install"] += _nbytes(args[1:])
-            futs.append(self.client.submit(_w_install, *args, workers=[c.addr], allow_other_workers=True,
-                                           pure=False))
-        outs = []
-        for c, (addr, out) in zip(chunks, self.client.gather(futs), strict=True):
-            c.addr = addr
-            outs.append(out)
-        return outs
+        """Install ``chunks`` (on their ``addr``, or a live worker if it is gone); the last step of each replay.
+
+        The static data goes to the worker directly (``scatter``), not through the scheduler's task graph.
+        """
+        for attempt in range(RETRIES + 1):
+            live = self._workers()
+            if not live:
+                raise NodalOptError("the Dask cluster has no workers left.")
+            futs = []
+            for i, c in enumerate(chunks):
+                if c.addr not in live:
+                    c.addr = live[i % len(live)]
+                args = c.install_args(self.settings, ops_of(c))
+                self._bytes["replay" if replay else "install"] += _nbytes(args[1:])
+                data = self.client.scatter(_Payload(args), workers=[c.addr], hash=False)
+                futs.append(self.client.submit(_w_install_payload, data, workers=[c.addr], allow_other_workers=True,
+                                               pure=False))
+            try:
+                got = self.client.gather(futs)
+            except Exception:  # noqa: BLE001 - a worker was lost while installing: place again
+                if attempt == RETRIES:
+                    raise
+                continue
+            outs = []
+            for c, (addr, out) in zip(chunks, got, strict=True):
+                c.addr = addr
+                outs.append(out)
+            return outs
+        raise AssertionError("unreachable")
 
     def refactorize(self, k: int, value: float) -> None:
         """New penalty on the driven ``P`` entries of batch ``k``: sent with the next step."""
