@@ -58,6 +58,8 @@ from benchmarks.subproc import supervise
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 CACHE = Path(tempfile.gettempdir()) / "nodalopt-admm-scale"
+#: the scale-out section (issue 15), appended to the report as written
+SCALE_OUT = OUT / "admm_scale_out" / "section.md"
 HOURS = 24
 VBUSES = (58, 79, 115)  # buses of the DG / vm_min variant feeders
 VMIN = 0.93
@@ -1092,6 +1094,8 @@ def write_report(db: dict[str, Any]) -> None:
                 break
     if meta.get("notes"):
         L += ["## Notes", "", meta["notes"].strip(), ""]
+    if SCALE_OUT.exists():  # hand-written scale-out measurements (python -m benchmarks.admm_run sweep ...)
+        L += [SCALE_OUT.read_text(encoding="utf-8").rstrip(), ""]
     (OUT / "admm_scale.md").write_text("\n".join(L))
 
 

@@ -106,3 +106,32 @@ def test_dask_two_workers_killed_worker_bit_identical_prices_small_messages(refe
     assert 2 * 8 * HOURS + 8 <= per <= 2 * 8 * HOURS + 8 + 8, per
     # the static data went out once per new matrices (a handful of loss updates), far more than a step
     assert a["executor_bytes_install"] > 100 * per * 3
+
+
+_PROBE = """
+import json
+from nodalopt.admm import kernels
+from nodalopt.admm.warmup import warm_kernels
+warm_kernels()
+hits = misses = 0
+for name in dir(kernels):
+    f = getattr(kernels, name)
+    if hasattr(f, "stats") and hasattr(f, "signatures"):
+        hits += sum(f.stats.cache_hits.values())
+        misses += sum(f.stats.cache_misses.values())
+print(json.dumps({"hits": hits, "misses": misses}))
+"""
+
+
+@pytest.mark.slow  # a cold numba compile: about 30 s on an idle core, 2 minutes on this shared machine
+def test_kernels_compile_once_per_machine(tmp_path: object) -> None:
+    """A second process with the same NUMBA_CACHE_DIR loads every kernel the warm-up uses from the cache."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": os.getcwd()}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
+                                      check=True, timeout=600).stdout.strip().splitlines()[-1]) for _ in range(2)]
+    assert runs[0]["misses"] > 0  # the first process compiled (and wrote the cache)
+    assert runs[1]["misses"] == 0 and runs[1]["hits"] > 0  # the second only loaded
