@@ -125,14 +125,13 @@ class ChunkState:
         return {"rho": np.array(self.f.rho, copy=True), "act": act, "known": known}
 
     def nbytes(self) -> int:
-        """Bytes held: batch, factors and last solution."""
-        tot = 0
+        """Bytes held: batch, factors and last solution (each array once, shared ones too)."""
+        seen: dict[int, int] = {}
         for obj in (self.b, self.f, self.last):
             if obj is None:
                 continue
             for v in vars(obj).values():
-                if isinstance(v, np.ndarray):
-                    tot += v.nbytes
-                elif hasattr(v, "__dict__"):
-                    tot += sum(a.nbytes for a in vars(v).values() if isinstance(a, np.ndarray))
-        return int(tot)
+                arrays = [v] if isinstance(v, np.ndarray) else \
+                    [a for a in vars(v).values() if isinstance(a, np.ndarray)] if hasattr(v, "__dict__") else []
+                seen.update({id(a): a.nbytes for a in arrays})
+        return int(sum(seen.values()))
