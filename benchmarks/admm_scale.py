@@ -59,6 +59,8 @@ from nodalopt.batch import tree_rss_mb
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 CACHE = Path(tempfile.gettempdir()) / "nodalopt-admm-scale"
+#: the scale-out section (issue 15), appended to the report as written
+SCALE_OUT = OUT / "admm_scale_out" / "section.md"
 HOURS = 24
 VBUSES = (58, 79, 115)  # buses of the DG / vm_min variant feeders
 VMIN = 0.93
@@ -236,7 +238,10 @@ def _instrument_admm() -> _Timer:
         tot = tm.incl["feeder_qp_solve"]
         tm.extra.setdefault("qp_call_s", []).append(tot - tm.extra.get("_qp_prev", 0.0))
         tm.extra["_qp_prev"] = tot
-        it = np.concatenate([r.iterations for r in res])
+        full = self._exec.results() if self.executor_name == "inprocess" else []  # resident: no fetch for Dask
+        if not full:
+            return
+        it = np.concatenate([r.iterations for r in full])
         tm.extra["qp_iters_mean"].append(float(it.mean()))
         tm.extra["qp_iters_max"].append(int(it.max()))
 
@@ -254,8 +259,9 @@ def _instrument_admm() -> _Timer:
         if not at or at[-1] != i:
             at.append(i)
 
-    tm.wrap(C._InProcess, "factorize", "factorize", after_fz)
-    tm.wrap(D.DaskExecutor, "factorize", "factorize", after_fz)
+    tm.wrap(C._InProcess, "install", "factorize", after_fz)
+    tm.wrap(C._InProcess, "refactorize", "factorize", after_fz)
+    tm.wrap(D.DaskExecutor, "install", "factorize", after_fz)
     tm.wrap(D.DaskExecutor, "__init__", "executor_start")
     tm.wrap(D.DaskExecutor, "close", "executor_close")
     tm.wrap(C.ADMM, "_ac_at", "ac_sweep")
@@ -496,16 +502,17 @@ def child_kernel(spec: dict[str, Any], res: dict[str, Any]) -> None:
     cap: dict[str, Any] = {"calls": 0}
     orig = m._solve_feeders
 
-    def capture(warm: Any) -> Any:
+    def capture() -> Any:
         cap["calls"] += 1
         if cap["calls"] < spec["capture_iter"]:
-            return orig(warm)
-        cap.update(batches=copy.deepcopy(m._batches), factors=copy.deepcopy(m._factors), warm=copy.deepcopy(warm),
-                   groups=m._groups)
+            return orig()
+        chunks = [m._exec._chunks[k] for k in sorted(m._exec._chunks)]  # in-process: one resident chunk per batch
+        cap.update(batches=copy.deepcopy([c.b for c in chunks]), factors=copy.deepcopy([c.f for c in chunks]),
+                   warm=copy.deepcopy([c.warm for c in chunks]), groups=m._groups)
         t = time.perf_counter()
-        out = orig(warm)
+        orig()
         cap["in_admm_s"] = time.perf_counter() - t
-        cap["res"] = out
+        cap["res"] = m._exec.results()
         raise _Captured
 
     m._solve_feeders = capture  # type: ignore[method-assign]
@@ -1076,6 +1083,8 @@ def write_report(db: dict[str, Any]) -> None:
                 break
     if meta.get("notes"):
         L += ["## Notes", "", meta["notes"].strip(), ""]
+    if SCALE_OUT.exists():  # hand-written scale-out measurements (python -m benchmarks.admm_run sweep ...)
+        L += [SCALE_OUT.read_text(encoding="utf-8").rstrip(), ""]
     (OUT / "admm_scale.md").write_text("\n".join(L))
 
 

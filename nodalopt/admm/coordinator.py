@@ -43,6 +43,7 @@ from ..errors import ConvergenceError, InfeasibleError, InputError, NodalOptErro
 from ..log import get_logger, progress_bar
 from . import feeder_qp as FQ
 from .qp import QPBatch, QPResult, QPSettings
+from .resident import ChunkState, StepOut
 
 log = get_logger(__name__)
 
@@ -232,33 +233,27 @@ class ADMM(TDOPF):
         for g in self._groups:
             self._batches.append(FQ.build_batch(g, self.fo, self.T, self.dt, self._lt, rho=self.rho,
                                                 target=target[g.members], **inp))
-        self._refactorize()
-
-    def _refactorize(self) -> None:
-        """Factorize every batch; the active sets of the previous factors stay the first polishing guess."""
-        prev = getattr(self, "_factors", None)
-        if prev is None or len(prev) != len(self._batches):
-            prev = [None] * len(self._batches)
-        self._factors = [self._exec.factorize(b, self.settings.qp, f) for b, f in zip(self._batches, prev, strict=True)]
+        # static data to the executor once per new matrices; the warm starts and active sets carry over
+        for k, (g, b) in enumerate(zip(self._groups, self._batches, strict=True)):
+            self._exec.install(k, b, self.settings.qp, _psub_cols(g, self.T), _psub_hessian_pos(g, b, self.T))
 
     def _set_target(self, target: np.ndarray, rho_changed: bool) -> None:
-        for g, b in zip(self._groups, self._batches, strict=True):
-            cs = g.layout.col("psub", 0, np.arange(self.T))
+        for k, (g, b) in enumerate(zip(self._groups, self._batches, strict=True)):
+            cs = _psub_cols(g, self.T)
             b.q[:, cs] = -self.rho * target[g.members]
             if rho_changed:
-                _set_psub_hessian(g, b, self.rho, self.T)
-        if rho_changed:
-            self._refactorize()
+                b.P_data[:, _psub_hessian_pos(g, b, self.T)] = self.rho
+                self._exec.refactorize(k, self.rho)
 
-    def _solve_feeders(self, warm: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
-                       ) -> list[QPResult]:
-        return [self._exec.solve(b, f, self.settings.qp, w)
-                for b, f, w in zip(self._batches, self._factors, warm, strict=True)]
+    def _solve_feeders(self) -> list[StepOut]:
+        """One solve of every feeder: only the substation columns of q go out and of x come back."""
+        return self._exec.step([b.q[:, _psub_cols(g, self.T)] for g, b in zip(self._groups, self._batches,
+                                                                               strict=True)])
 
-    def _imports(self, res: list[QPResult]) -> np.ndarray:
+    def _imports(self, res: list[StepOut]) -> np.ndarray:
         p = np.zeros((self.fo.n_inst, self.T))
         for g, r in zip(self._groups, res, strict=True):
-            p[g.members] = r.x[:, g.layout.col("psub", 0, np.arange(self.T))]
+            p[g.members] = r.xcols
         return p
 
     def _infeasible(self, gap: np.ndarray, it: int, price: np.ndarray) -> InfeasibleError:
@@ -341,19 +336,18 @@ class ADMM(TDOPF):
             losses_settled, loss_updates = bool(st_ck["losses_settled"]), int(st_ck["loss_updates"])
             hist = {k: list(st_ck["hist_" + k]) for k in hist}
         self._build_feeders(p + u)
-        warm: list[Any] = [None] * len(self._batches)
         price_prev = -self.rho * u / dt
         if st_ck is not None:
             price_prev = st_ck["price_prev"]
-            warm = [(st_ck[f"w{k}_x"], st_ck[f"w{k}_z"], st_ck[f"w{k}_y"]) if f"w{k}_x" in st_ck else None
-                    for k in range(len(self._batches))]
-            # the QP step sizes the solver had adapted and its polishing active sets: the next solves start
-            # where they left off
-            self._exec.set_qp_state(self._factors, [{key: st_ck[f"w{k}_{key}"] for key in ("rho", "act", "known")
-                                                     if f"w{k}_{key}" in st_ck} for k in range(len(self._batches))])
+            # the warm starts, the QP step sizes the solver had adapted and its polishing active sets: the next
+            # solves start where they left off
+            for kb in range(len(self._batches)):
+                w = (st_ck[f"w{kb}_x"], st_ck[f"w{kb}_z"], st_ck[f"w{kb}_y"]) if f"w{kb}_x" in st_ck else None
+                self._exec.restore(kb, w, {key: st_ck[f"w{kb}_{key}"] for key in ("rho", "act", "known")
+                                          if f"w{kb}_{key}" in st_ck})
         n_c = p.size
         it = start_it
-        res: list[QPResult] = []
+        res: list[StepOut] = []
         raw_t: _Raw | None = None
         bar = self.progress = _Progress(s.progress, s.max_iter, start_it)
         converged = False
@@ -367,10 +361,9 @@ class ADMM(TDOPF):
             dh = s.alpha * d + (1 - s.alpha) * p
             target = dh + u
             self._set_target(target, rho_changed=False)
-            res = self._solve_feeders(warm)
+            res = self._solve_feeders()
             rho_used = self.rho
             self._check_feeders(res, it)
-            warm = [(r.x, r.z, r.y) for r in res]
             p_new = self._imports(res)
             du = dh - p_new
             u = u + du
@@ -399,7 +392,7 @@ class ADMM(TDOPF):
             if self.losses and (tight or (loose and not losses_settled)):
                 # residuals small at these loss terms: check them against the AC power flow (already at a
                 # loose tolerance, so most loss updates happen before ADMM has converged tightly)
-                self._fraw = self._feeder_raw(res, raw_t, target)
+                self._fraw = self._feeder_raw(self._exec.results(), raw_t, target)
                 ac = self._ac_at((self._fraw["wp"], self._fraw["wq"]))
                 gap_mw = float(np.max(np.abs(ac.p_import - self._fraw["psub"]), initial=0.0))
                 gap_vm = float(np.max(np.abs(ac.vm_pu - np.sqrt(np.maximum(self._fraw["v_full"], 0))), initial=0.0))
@@ -431,7 +424,8 @@ class ADMM(TDOPF):
             if s.checkpoint and it % s.checkpoint_every == 0:
                 _save_checkpoint(s.checkpoint, p=p, u=u, rho=self.rho, iteration=it, lt=self._lt,
                                  losses_settled=losses_settled, loss_updates=loss_updates, hist=hist,
-                                 price_prev=price_prev, warm=warm, qp_state=self._exec.qp_state(self._factors),
+                                 price_prev=price_prev, warm=[(r.x, r.z, r.y) for r in self._exec.results()],
+                                 qp_state=self._exec.qp_state(),
                                  fingerprint=fingerprint)
             if s.callback is not None:
                 s.callback(it, self)
@@ -446,16 +440,18 @@ class ADMM(TDOPF):
             )
         assert raw_t is not None
         self.rho = rho_used  # the penalty of the last feeder solve (balancing may have moved it since)
-        self._fraw = self._feeder_raw(res, raw_t, target)
+        full = self._exec.results()
+        self._fraw = self._feeder_raw(full, raw_t, target)
         ds = self.tsub._result(raw_t, series, timeidx)
         self._solves += 1
         ds = self._add_feeders(ds, timeidx)
         gaps = getattr(self, "_loss_gaps", (0.0, 0.0))
-        ds.attrs.update(objective=self._objective(res, raw_t), method="admm", admm_converged=int(converged),
+        ds.attrs.update(objective=self._objective(full, raw_t), method="admm", admm_converged=int(converged),
                         admm_iterations=it, loss_iterations=loss_updates + 1 if self.losses else 0,
                         loss_gap_mw=gaps[0], loss_gap_vm_pu=gaps[1], executor=self.executor_name,
                         feeder_losses="ac_loss_coefficients" if self.losses else "lossless_lindistflow",
-                        total_s=time.perf_counter() - t0, build_s=self.tsub.build_s)
+                        total_s=time.perf_counter() - t0, build_s=self.tsub.build_s,
+                        **{f"executor_{k}": v for k, v in self._exec.stats().items()})
         its = np.arange(1, len(hist["primal_residual"]) + 1)
         units = {"primal_residual": "MW", "dual_residual": "$", "rho": "$/MW^2", "max_price_change": "$/MWh",
                  "seconds": "s"}
@@ -473,7 +469,7 @@ class ADMM(TDOPF):
         self._d_value = _val(b.ext.d)
         return raw
 
-    def _check_feeders(self, res: list[QPResult], it: int) -> None:
+    def _check_feeders(self, res: list[StepOut], it: int) -> None:
         for g, r in zip(self._groups, res, strict=True):
             bad = np.flatnonzero(r.status != 1)
             if bad.size:
@@ -578,13 +574,19 @@ class ADMM(TDOPF):
         return total
 
 
-def _set_psub_hessian(g: FQ.Group, b: QPBatch, rho: float, T: int) -> None:
+def _psub_cols(g: FQ.Group, T: int) -> np.ndarray:
+    """Columns of a group's substation import (one per period): the variables ADMM drives."""
+    return np.asarray(g.layout.col("psub", 0, np.arange(T)), dtype=np.int64)
+
+
+def _psub_hessian_pos(g: FQ.Group, b: QPBatch, T: int) -> np.ndarray:
+    """Positions in ``P_data`` of the substation imports' diagonal entries (the ADMM penalty rho)."""
     p = b.pattern
-    cs = g.layout.col("psub", 0, np.arange(T))
-    for c in cs:  # T columns
+    out = []
+    for c in _psub_cols(g, T):  # T columns
         lo, hi = p.P_indptr[c], p.P_indptr[c + 1]
-        k = lo + int(np.flatnonzero(p.P_indices[lo:hi] == c)[0])
-        b.P_data[:, k] = rho
+        out.append(lo + int(np.flatnonzero(p.P_indices[lo:hi] == c)[0]))
+    return np.asarray(out, dtype=np.int64)
 
 
 def _qp_objective(b: QPBatch, x: np.ndarray) -> np.ndarray:
@@ -601,37 +603,46 @@ def _qp_objective(b: QPBatch, x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- executors
 class _InProcess:
-    """Feeder QPs in this process: numba kernels, threads over feeders."""
+    """Feeder QPs in this process: numba kernels, threads over feeders; one resident chunk per batch."""
 
-    def factorize(self, b: QPBatch, settings: QPSettings, previous: Any = None) -> Any:
-        from .qp import factorize
+    def __init__(self) -> None:
+        self._chunks: dict[int, ChunkState] = {}
+        self._steps = 0
 
-        f = factorize(b, settings)
-        if previous is not None and previous.K == f.K:
-            f.set_active_sets(*previous.active_sets())
-        return f
+    def install(self, k: int, b: QPBatch, settings: QPSettings, cols: np.ndarray, p_pos: np.ndarray) -> None:
+        prev = self._chunks.get(k)
+        kw: dict[str, Any] = {}
+        if prev is not None and prev.b.K == b.K:
+            act, known = prev.f.active_sets()
+            kw = dict(warm=prev.warm, act=act, known=known)
+        self._chunks[k] = ChunkState(b, settings, cols, p_pos, **kw)
 
-    def solve(self, b: QPBatch, f: Any, settings: QPSettings, warm: Any) -> QPResult:
-        from .qp import solve
+    def refactorize(self, k: int, value: float) -> None:
+        self._chunks[k].refactorize(value)
 
-        return solve(b, f, settings, warm_start=warm)
+    def step(self, qcols: list[np.ndarray]) -> list[StepOut]:
+        self._steps += 1
+        return [self._chunks[k].step(q) for k, q in enumerate(qcols)]
 
-    def qp_state(self, factors: list[Any]) -> list[dict[str, np.ndarray]]:
-        out = []
-        for f in factors:
-            act, known = f.active_sets()
-            out.append({"rho": np.array(f.rho, copy=True), "act": act, "known": known})
-        return out
+    def results(self) -> list[QPResult]:
+        return [self._chunks[k].result() for k in sorted(self._chunks)]
 
-    def set_qp_state(self, factors: list[Any], states: list[dict[str, np.ndarray]]) -> None:
-        for f, st in zip(factors, states, strict=True):
-            if "rho" in st and st["rho"].shape == f.rho.shape:
-                f.rho[:] = st["rho"]
-            if "act" in st and "known" in st and st["act"].shape == f.polish_act.shape:
-                f.set_active_sets(st["act"], st["known"])
+    def qp_state(self) -> list[dict[str, np.ndarray]]:
+        return [self._chunks[k].state() for k in sorted(self._chunks)]
+
+    def restore(self, k: int, warm: Any, state: dict[str, np.ndarray]) -> None:
+        c = self._chunks[k]
+        c.warm = warm
+        if "rho" in state and state["rho"].shape == c.f.rho.shape:
+            c.f.rho[:] = state["rho"]
+        if "act" in state and "known" in state and state["act"].shape == c.f.polish_act.shape:
+            c.f.set_active_sets(state["act"], state["known"])
+
+    def stats(self) -> dict[str, float]:
+        return {"steps": float(self._steps), "resident_bytes": float(sum(c.nbytes() for c in self._chunks.values()))}
 
     def close(self) -> None:
-        return None
+        self._chunks.clear()
 
 
 def _executor(name: str, workers: int | None, scheduler: str | None) -> Any:

@@ -1,18 +1,26 @@
-"""Dask executor for the ADMM feeder updates.
+"""Dask executor for the ADMM feeder updates: feeder state resident on the workers.
 
-The copies of each QP batch are split into chunks (about two per worker).  Every task is
-pure (inputs in, outputs out, no worker state):
+The copies of each QP batch are split into chunks (about two per worker).  Each chunk lives on
+one worker as a :class:`nodalopt.admm.resident.ChunkState` in a worker-side registry
+(``_REGISTRY``, keyed by run id, batch and chunk):
 
-* ``_static_chunk(batch_chunk, settings)`` -> ``(batch_chunk, factors)``, submitted once per
-  factorization (new loss terms or a new penalty); its inputs live in the task itself, so
-  the scheduler can recompute it on another worker if the one holding it dies;
-* ``_solve_chunk(static, q, settings, previous)`` -> QP result of the chunk, warm-started from
-  the previous iteration's result future.
+* ``install`` sends the static data once (matrices, bounds, warm start, active sets; the batch is
+  factorized on the worker), at the start and after each loss update (new matrices);
+* each ADMM iteration sends only the driven columns of ``q`` (``K x T`` numbers: the feeders'
+  substation targets) and a pending penalty change, and receives the same columns of the
+  solution and a status per feeder (:class:`~nodalopt.admm.resident.StepOut`);
+* the full solutions are fetched only when the coordinator needs them (loss checks, the result,
+  checkpoints).
 
-Tasks are retried (``retries``) when a worker is lost; if a warm-start result was lost with
-its worker (its lineage is released after each iteration), the chunk is re-solved cold,
-which converges to the same optimum.  The local cluster listens on 127.0.0.1 only and has
-no dashboard; pass ``scheduler="tcp://..."`` for an existing cluster.
+Every byte sent and received is counted (:meth:`DaskExecutor.stats`).  The coordinator keeps,
+for each chunk, its install data (views into its own batch) and the messages since; when a
+worker is lost, its chunks are installed on a live worker and the messages replayed there.  The
+kernels are deterministic, so the replayed chunk is in exactly the state the lost one was in
+and the run continues with bit-identical iterates.  Tasks are pinned to their chunk's worker;
+the executor notices a lost worker by polling the scheduler's worker list while it waits.
+
+The local cluster listens on 127.0.0.1 only and has no dashboard; pass
+``scheduler="tcp://..."`` for an existing cluster.
 
 A local cluster starts its workers with ``spawn`` (Dask's default), and a spawned process
 imports the script that started it.  A script that starts the cluster from top-level code,
@@ -23,9 +31,12 @@ refuses to start from such a script (:func:`check_main_guard`).
 from __future__ import annotations
 
 import ast
-import copy
-import operator
+import itertools
+import logging
 import sys
+import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
@@ -33,9 +44,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import NodalOptError
-from .qp import QPBatch, QPResult, QPSettings, factorize, solve
+from .qp import QPBatch, QPResult, QPSettings
+from .resident import ChunkState, StepOut, Warm
 
+#: reinstalls of one chunk within one step before the executor gives up
 RETRIES = 3
+#: seconds between checks of the worker list while waiting for a step
+POLL_S = 0.5
 #: what the error about a missing ``if __name__ == "__main__":`` guard tells the user to do
 GUARD_ADVICE = ('Put the code that starts the solve under `if __name__ == "__main__":` (a spawned Dask '
                 "worker imports the script that started it and would run that code again), or pass "
@@ -113,38 +128,135 @@ def check_main_guard() -> None:
                             f"{GUARD_ADVICE}")
 
 
-def _slice(b: QPBatch, lo: int, hi: int) -> QPBatch:
-    return QPBatch(pattern=b.pattern, P_data=np.ascontiguousarray(b.P_data[lo:hi]),
-                   A_data=np.ascontiguousarray(b.A_data[lo:hi]), q=np.ascontiguousarray(b.q[lo:hi]),
-                   l=np.ascontiguousarray(b.l[lo:hi]), u=np.ascontiguousarray(b.u[lo:hi]))
+
+# ---------------------------------------------------------------------- worker side
+#: chunks resident in this (worker) process, by key "run/batch/chunk"
+_REGISTRY: dict[str, ChunkState] = {}
+#: one op of a chunk's log: ("P", value) a penalty change, ("q", qcols) a solve
+Op = tuple[str, Any]
 
 
-def _static_chunk(b: QPBatch, settings: QPSettings) -> tuple[QPBatch, Any]:
-    return b, factorize(b, settings)
+class ChunkLost(NodalOptError):
+    """A step reached a worker that does not hold its chunk (the chunk's worker was lost)."""
 
 
-def _solve_chunk(static: tuple[QPBatch, Any], q: np.ndarray, settings: QPSettings,
-                 previous: tuple[QPResult, Any] | None) -> tuple[QPResult, Any]:
-    """One chunk's QPs, warm-started from ``previous`` = (result, factors) of the last iteration.
+def _worker_threads() -> None:
+    """Numba threads of this task = the worker's threads (not every core of the machine per worker)."""
+    import numba
+    from distributed import get_worker
 
-    The solver adapts its step size in the factors object; a copy is adapted and returned, so
-    the task never changes its inputs (tasks stay pure and can be recomputed anywhere).
-    """
-    b, factors = static
-    if previous is not None and _compatible(previous[1], factors):
-        factors = copy.deepcopy(previous[1])
-    else:
-        factors = copy.deepcopy(factors)
-        if previous is not None and previous[1].K == factors.K:  # new matrices: the old active sets stay a guess
-            factors.set_active_sets(*previous[1].active_sets())
-    b2 = QPBatch(pattern=b.pattern, P_data=b.P_data, A_data=b.A_data, q=q, l=b.l, u=b.u)
-    warm = (previous[0].x, previous[0].z, previous[0].y) if previous is not None else None
-    return solve(b2, factors, settings, warm_start=warm), factors
+    try:
+        n = int(get_worker().state.nthreads)
+    except (ValueError, AttributeError):
+        return
+    numba.set_num_threads(max(1, min(n, int(numba.config.NUMBA_NUM_THREADS))))  # type: ignore[attr-defined]
 
 
-def _compatible(f_prev: Any, f_new: Any) -> bool:
-    """The previous factors belong to the same matrices (a new penalty or new loss terms refactorize)."""
-    return bool(np.array_equal(f_prev.P_data, f_new.P_data) and np.array_equal(f_prev.A_data, f_new.A_data))
+def _apply(st: ChunkState, ops: list[Op]) -> StepOut | None:
+    _worker_threads()
+    out = None
+    for kind, val in ops:
+        if kind == "P":
+            st.refactorize(float(val))
+        else:
+            out = st.step(val)
+    return out
+
+
+def _w_install(key: str, batch: QPBatch, settings: QPSettings, cols: np.ndarray, p_pos: np.ndarray,
+               p0: np.ndarray, warm: Warm | None, act: np.ndarray | None, known: np.ndarray | None,
+               rho: np.ndarray | None, ops: list[Op]) -> tuple[str, StepOut | None]:
+    """Build a chunk in this worker's registry from its static data and replay ``ops``; its address and last step."""
+    from distributed import get_worker
+
+    b = QPBatch(pattern=batch.pattern, P_data=np.array(batch.P_data), A_data=batch.A_data, q=np.array(batch.q),
+                l=batch.l, u=batch.u)
+    b.P_data[:, p_pos] = p0
+    st = ChunkState(b, settings, cols, p_pos, warm=warm, act=act, known=known, rho=rho)
+    out = _apply(st, ops)
+    _REGISTRY[key] = st
+    return get_worker().address, out
+
+
+@dataclass
+class _Payload:
+    """The arguments of :func:`_w_install`, scattered to the worker as one object."""
+
+    args: tuple[Any, ...]
+
+
+def _w_install_payload(p: _Payload) -> tuple[str, StepOut | None]:
+    return _w_install(*p.args)
+
+
+def _w_step(key: str, ops: list[Op]) -> StepOut:
+    st = _REGISTRY.get(key)
+    if st is None:
+        raise ChunkLost(f"chunk {key} is not on this worker")
+    out = _apply(st, ops)
+    assert out is not None
+    return out
+
+
+def _w_full(key: str) -> tuple[QPResult, dict[str, np.ndarray]]:
+    st = _REGISTRY.get(key)
+    if st is None:
+        raise ChunkLost(f"chunk {key} is not on this worker")
+    return st.result(), st.state()
+
+
+def _w_drop(prefix: str) -> int:
+    gone = [k for k in _REGISTRY if k.startswith(prefix)]
+    for k in gone:
+        del _REGISTRY[k]
+    return len(gone)
+
+
+def _w_nbytes(prefix: str) -> int:
+    return sum(st.nbytes() for k, st in _REGISTRY.items() if k.startswith(prefix))
+
+
+# ---------------------------------------------------------------------- coordinator side
+def _nbytes(obj: Any) -> int:
+    """Bytes of the arrays in ``obj`` (arrays, tuples/lists/dicts of them, dataclasses)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, list | tuple):
+        return sum(_nbytes(v) for v in obj)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if hasattr(obj, "__dataclass_fields__"):
+        return sum(_nbytes(getattr(obj, f)) for f in obj.__dataclass_fields__ if f != "pattern")
+    return 8 if isinstance(obj, float | int) else 0
+
+
+@dataclass
+class _Chunk:
+    """The coordinator's record of a chunk: where it lives, its install data and its ops since."""
+
+    key: str
+    lo: int
+    hi: int
+    addr: str
+    batch: QPBatch  # views into the coordinator's batch (P entries at p_pos restored from p0)
+    cols: np.ndarray
+    p_pos: np.ndarray
+    p0: np.ndarray
+    warm: Warm | None = None
+    act: np.ndarray | None = None
+    known: np.ndarray | None = None
+    rho: np.ndarray | None = None
+    ops: list[Op] = field(default_factory=list)
+    pending: list[Op] = field(default_factory=list)
+
+    def install_args(self, settings: QPSettings, ops: list[Op]) -> tuple[Any, ...]:
+        return (self.key, self.batch, settings, self.cols, self.p_pos, self.p0, self.warm, self.act, self.known,
+                self.rho, ops)
+
+
+def _view(b: QPBatch, lo: int, hi: int) -> QPBatch:
+    return QPBatch(pattern=b.pattern, P_data=b.P_data[lo:hi], A_data=b.A_data[lo:hi], q=b.q[lo:hi],
+                   l=b.l[lo:hi], u=b.u[lo:hi])
 
 
 def _concat(parts: list[QPResult]) -> QPResult:
@@ -156,7 +268,11 @@ def _concat(parts: list[QPResult]) -> QPResult:
 
 
 class DaskExecutor:
-    """Run feeder QP chunks on a Dask cluster (a local one on 127.0.0.1 unless ``scheduler`` is given)."""
+    """Feeder QP chunks resident on a Dask cluster (a local one on 127.0.0.1 unless ``scheduler`` is given).
+
+    Same interface as the in-process executor (``install``, ``refactorize``, ``step``,
+    ``results``, ``qp_state``, ``restore``, ``stats``, ``close``); see the module docstring.
+    """
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
                  chunks_per_worker: int = 2) -> None:
@@ -170,53 +286,232 @@ class DaskExecutor:
             self._cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None)
             self.client = Client(self._cluster)
+        from .warmup import warm_cluster
+
+        t0 = time.perf_counter()
+        warm_cluster(self.client)  # compile once per host (or load the host's numba cache)
+        self.warmup_s = time.perf_counter() - t0
         self.chunks_per_worker = chunks_per_worker
-        self._static: dict[int, list[tuple[int, int, Any]]] = {}
-        self._prev: dict[int, list[Any]] = {}
-        self.cold_restarts = 0
+        self.run_id = f"{uuid.uuid4().hex[:12]}/"
+        self.settings = QPSettings()
+        self._chunks: dict[int, list[_Chunk]] = {}
+        self._counter = itertools.count()
+        self.reinstalls = 0
+        self._bytes = {"install": 0, "step_in": 0, "step_out": 0, "fetch": 0, "replay": 0}
+        self._steps = 0
 
     @property
-    def n_workers(self) -> int:
-        return max(1, len(self.client.scheduler_info().get("workers", {})))
+    def cold_restarts(self) -> int:  # the name older benchmarks read
+        return self.reinstalls
 
-    def factorize(self, b: QPBatch, settings: QPSettings, previous: Any = None) -> int:
+    def _workers(self) -> list[str]:
+        return sorted(self.client.nthreads())
+
+    # ------------------------------------------------------------ static data
+    def install(self, k: int, b: QPBatch, settings: QPSettings, cols: np.ndarray, p_pos: np.ndarray) -> None:
+        """Send batch ``k`` to the workers (once per new matrices); warm starts and active sets carry over."""
+        self.settings = settings
         K = b.q.shape[0]
-        n_chunks = max(1, min(K, self.n_workers * self.chunks_per_worker))
-        bounds = np.linspace(0, K, n_chunks + 1).astype(int)
+        prev = self._chunks.get(k)
+        carry: list[tuple[Warm, dict[str, np.ndarray]] | None]
+        if prev is not None and sum(c.hi - c.lo for c in prev) == K:
+            bounds = [(c.lo, c.hi) for c in prev]
+            addrs = [c.addr for c in prev]
+            full = self._fetch(prev)
+            carry = [((r.x, r.z, r.y), st) for r, st in full]
+        else:
+            ws = self._workers()
+            n_chunks = max(1, min(K, len(ws) * self.chunks_per_worker))
+            edges = np.linspace(0, K, n_chunks + 1).astype(int)
+            bounds = [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+            addrs = [ws[i % len(ws)] for i in range(n_chunks)]
+            carry = [None] * n_chunks
         chunks = []
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):  # a handful of chunks, not feeders
-            fut = self.client.submit(_static_chunk, _slice(b, int(lo), int(hi)), settings, pure=False,
-                                     retries=RETRIES)
-            chunks.append((int(lo), int(hi), fut))
-        self._static[id(b)] = chunks
-        return id(b)
+        for (lo, hi), addr, cr in zip(bounds, addrs, carry, strict=True):
+            v = _view(b, lo, hi)
+            c = _Chunk(key=f"{self.run_id}{k}/{next(self._counter)}/", lo=lo, hi=hi, addr=addr, batch=v,
+                       cols=np.asarray(cols), p_pos=np.asarray(p_pos), p0=np.array(v.P_data[:, p_pos]))
+            if cr is not None:
+                c.warm, c.act, c.known = cr[0], cr[1]["act"], cr[1]["known"]
+            chunks.append(c)
+        self._place(chunks, ops_of=lambda c: [])
+        if prev is not None:
+            for c in prev:
+                try:
+                    self.client.run(_w_drop, c.key, workers=[c.addr])
+                except Exception:  # noqa: BLE001 - its worker is gone, and the chunk with it
+                    pass
+        self._chunks[k] = chunks
 
-    def solve(self, b: QPBatch, handle: int, settings: QPSettings, warm: Any) -> QPResult:
-        chunks = self._static[handle]
-        prev = self._prev.get(handle)
-        if prev is None or len(prev) != len(chunks):
-            prev = [None] * len(chunks)
-        futs = [self.client.submit(_solve_chunk, fut, np.ascontiguousarray(b.q[lo:hi]), settings, pf, pure=False,
-                                   retries=RETRIES) for (lo, hi, fut), pf in zip(chunks, prev, strict=True)]
-        try:
-            parts = self.client.gather([self.client.submit(operator.getitem, f, 0, pure=False) for f in futs])
-        except Exception:  # a warm start died with its worker: solve the chunks cold from their static data
-            self.cold_restarts += 1
-            futs = [self.client.submit(_solve_chunk, fut, np.ascontiguousarray(b.q[lo:hi]), settings, None,
-                                       pure=False, retries=RETRIES) for (lo, hi, fut) in chunks]
-            parts = self.client.gather([self.client.submit(operator.getitem, f, 0, pure=False) for f in futs])
-        self._prev[handle] = futs
-        return _concat(parts)
+    def _place(self, chunks: list[_Chunk], ops_of: Any, replay: bool = False) -> list[StepOut | None]:
+        """Install ``chunks`` (on their ``addr``, or a live worker if it is gone); the last step of each replay.
 
-    def qp_state(self, factors: list[Any]) -> list[dict[str, np.ndarray]]:
-        return []  # step sizes and active sets live in the workers' factor copies; a resumed run re-adapts them
+        The static data goes to the worker directly (``scatter``), not through the scheduler's task graph.
+        """
+        for attempt in range(RETRIES + 1):
+            live = self._workers()
+            if not live:
+                raise NodalOptError("the Dask cluster has no workers left.")
+            futs = []
+            for i, c in enumerate(chunks):
+                if c.addr not in live:
+                    c.addr = live[i % len(live)]
+                args = c.install_args(self.settings, ops_of(c))
+                self._bytes["replay" if replay else "install"] += _nbytes(args[1:])
+                data = self.client.scatter(_Payload(args), workers=[c.addr], hash=False)
+                futs.append(self.client.submit(_w_install_payload, data, workers=[c.addr], allow_other_workers=True,
+                                               pure=False))
+            try:
+                got = self.client.gather(futs)
+            except Exception:  # noqa: BLE001 - a worker was lost while installing: place again
+                if attempt == RETRIES:
+                    raise
+                continue
+            outs = []
+            for c, (addr, out) in zip(chunks, got, strict=True):
+                c.addr = addr
+                outs.append(out)
+            return outs
+        raise AssertionError("unreachable")
 
-    def set_qp_state(self, factors: list[Any], states: list[dict[str, np.ndarray]]) -> None:
-        return None
+    def refactorize(self, k: int, value: float) -> None:
+        """New penalty on the driven ``P`` entries of batch ``k``: sent with the next step."""
+        for c in self._chunks[k]:
+            c.pending.append(("P", float(value)))
+
+    # ------------------------------------------------------------ iterations
+    def step(self, qcols: list[np.ndarray]) -> list[StepOut]:
+        """Solve every batch with new driven columns of ``q``; the driven columns of ``x`` and statuses back."""
+        todo: list[tuple[_Chunk, Any]] = []
+        for k, q in enumerate(qcols):
+            for c in self._chunks[k]:
+                ops = c.pending + [("q", np.ascontiguousarray(q[c.lo:c.hi]))]
+                c.pending = []
+                c.ops.extend(ops)
+                self._bytes["step_in"] += _nbytes([v for _, v in ops])
+                todo.append((c, self.client.submit(_w_step, c.key, ops, workers=[c.addr],
+                                                   allow_other_workers=False, pure=False)))
+        outs = self._collect(todo)
+        self._steps += 1
+        res = []
+        for k in range(len(qcols)):
+            res.append(StepOut.concat([outs[c.key] for c in self._chunks[k]]))
+        return res
+
+    def _collect(self, todo: list[tuple[_Chunk, Any]]) -> dict[str, StepOut]:
+        """Gather the steps; chunks whose worker was lost are installed elsewhere and their ops replayed."""
+        from distributed import wait
+
+        outs: dict[str, StepOut] = {}
+        tries: dict[str, int] = {}
+        pending = list(todo)
+        while pending:
+            futs = [f for _, f in pending]
+            try:
+                wait(futs, timeout=POLL_S)
+            except Exception:  # noqa: BLE001 - a timeout: some are still running
+                pass
+            live = set(self._workers())
+            lost: list[_Chunk] = []
+            still = []
+            for c, f in pending:
+                if f.status == "finished":
+                    out = f.result()
+                    self._bytes["step_out"] += out.nbytes
+                    outs[c.key] = out
+                elif f.status in ("error", "cancelled", "lost") or c.addr not in live:
+                    if f.status == "error":
+                        exc = f.exception()
+                        if not isinstance(exc, ChunkLost | OSError) and "Comm" not in type(exc).__name__ \
+                                and "KilledWorker" not in type(exc).__name__:
+                            raise exc
+                    f.cancel()
+                    tries[c.key] = tries.get(c.key, 0) + 1
+                    if tries[c.key] > RETRIES:
+                        raise NodalOptError(f"ADMM feeder chunk {c.key}: its worker was lost {RETRIES} times "
+                                            "in one iteration; the Dask cluster is unstable.")
+                    lost.append(c)
+                else:
+                    still.append((c, f))
+            if lost:
+                self.reinstalls += len(lost)
+                for c, out in zip(lost, self._place(lost, ops_of=lambda c: c.ops, replay=True), strict=True):
+                    assert out is not None
+                    self._bytes["step_out"] += out.nbytes
+                    outs[c.key] = out
+            pending = still
+        return outs
+
+    def _fetch(self, chunks: list[_Chunk]) -> list[tuple[QPResult, dict[str, np.ndarray]]]:
+        got = []
+        for c in chunks:  # a lost chunk is replayed first
+            for attempt in range(RETRIES + 1):
+                try:
+                    f = self.client.submit(_w_full, c.key, workers=[c.addr], allow_other_workers=True, pure=False)
+                    out = f.result()
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == RETRIES or not (isinstance(exc, ChunkLost | OSError)
+                                                  or "Comm" in type(exc).__name__
+                                                  or "KilledWorker" in type(exc).__name__):
+                        raise
+                    self.reinstalls += 1
+                    self._place([c], ops_of=lambda c: c.ops, replay=True)
+            self._bytes["fetch"] += _nbytes(out[0]) + _nbytes(out[1])
+            got.append(out)
+        return got
+
+    def results(self) -> list[QPResult]:
+        """Full last solutions of every batch (fetched from the workers)."""
+        return [_concat([r for r, _ in self._fetch(self._chunks[k])]) for k in sorted(self._chunks)]
+
+    def qp_state(self) -> list[dict[str, np.ndarray]]:
+        out = []
+        for k in sorted(self._chunks):
+            sts = [s for _, s in self._fetch(self._chunks[k])]
+            out.append({key: np.concatenate([s[key] for s in sts]) for key in ("rho", "act", "known")})
+        return out
+
+    def restore(self, k: int, warm: Warm | None, state: dict[str, np.ndarray]) -> None:
+        """Start batch ``k`` from a checkpoint's warm start, step sizes and active sets."""
+        chunks = self._chunks[k]
+        for c in chunks:
+            sl = slice(c.lo, c.hi)
+            c.warm = tuple(np.asarray(a)[sl] for a in warm) if warm is not None else None  # type: ignore[assignment]
+            c.rho = state["rho"][sl] if "rho" in state else None
+            if "act" in state and "known" in state:
+                c.act, c.known = state["act"][sl], state["known"][sl]
+            c.ops = []
+        self._place(chunks, ops_of=lambda c: [])
+
+    def stats(self) -> dict[str, float]:
+        """Bytes moved (install, per-iteration steps, fetches, replays) and the steps made."""
+        n = max(self._steps, 1)
+        K = sum(c.hi - c.lo for cs in self._chunks.values() for c in cs)
+        step = (self._bytes["step_in"] + self._bytes["step_out"]) / n
+        return {**{f"bytes_{k}": float(v) for k, v in self._bytes.items()}, "steps": float(self._steps),
+                "bytes_per_iteration": float(step), "bytes_per_iteration_per_feeder": float(step / max(K, 1)),
+                "reinstalls": float(self.reinstalls), "warmup_s": self.warmup_s,
+                "resident_bytes": float(self.resident_nbytes())}
+
+    def resident_nbytes(self) -> int:
+        """Bytes of the chunks held by all workers."""
+        return int(sum(self.client.run(_w_nbytes, self.run_id).values()))
 
     def close(self) -> None:
-        self._static.clear()
-        self._prev.clear()
-        self.client.close()
+        """Drop this run's chunks from the workers and close the client (and the local cluster)."""
+        log = logging.getLogger("distributed")
+        try:
+            self.client.run(_w_drop, self.run_id)
+        except Exception:  # noqa: BLE001 - a cluster that is already gone holds nothing
+            pass
+        self._chunks.clear()
+        old = log.level
         if self._cluster is not None:
-            self._cluster.close()
+            log.setLevel(logging.CRITICAL)  # workers closing while the client disconnects log comm errors
+        try:
+            self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+        finally:
+            log.setLevel(old)

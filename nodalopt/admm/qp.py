@@ -944,7 +944,9 @@ def factorize(batch: QPBatch, settings: QPSettings | None = None, symbolic: KKTS
     Ldinv = np.empty((batch.K, sym.N))
     with np.errstate(all="ignore"):
         kernels.ldl_factor_batch(sym.Kp, sym.Ki, Kx, sym.Lp, sym.Li, sym.Rp, sym.Rj, sym.Rpos, Lx, Ld, Ldinv)
-    return Factors(symbolic=sym, pattern=batch.pattern, P_data=batch.P_data.copy(), A_data=batch.A_data.copy(),
+    # without scaling the scaled matrices are copies of P and A already: keep one copy (neither is written to)
+    P_copy, A_copy = (sc.P, sc.A) if s.scaling <= 0 else (batch.P_data.copy(), batch.A_data.copy())
+    return Factors(symbolic=sym, pattern=batch.pattern, P_data=P_copy, A_data=A_copy,
                    scaled=sc, sigma=s.sigma, scaling=s.scaling, eq_tol=s.eq_tol, rho_eq_scale=s.rho_eq_scale,
                    rho_min=s.rho_min, rho=rho, rho_vec=rho_vec, Kx=Kx, Lx=Lx, Ld=Ld, Ldinv=Ldinv,
                    Lx_pol=np.empty_like(Lx), Ld_pol=np.empty_like(Ld), Ldinv_pol=np.empty_like(Ldinv),
