@@ -14,51 +14,17 @@ so there is no loop over copies, nodes or elements.  The row and column layout i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..distribution.lindistflow import POLYGON_SIDES, LossTerms
 from ..distribution.td import Forest
+from ..model.core import Entries, Layout
 from .qp import QPBatch, QPPattern
 
 INF = np.inf
-
-
-@dataclass
-class Layout:
-    """Offsets of variable blocks (columns) and row blocks; every block is (count, T) element-major."""
-
-    T: int
-    cols: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (offset, count)
-    rows: dict[str, tuple[int, int]] = field(default_factory=dict)
-    n: int = 0
-    m: int = 0
-
-    def add_col(self, name: str, count: int) -> None:
-        self.cols[name] = (self.n, count)
-        self.n += count * self.T
-
-    def add_row(self, name: str, count: int) -> None:
-        self.rows[name] = (self.m, count)
-        self.m += count * self.T
-
-    def col(self, name: str, e: np.ndarray | int, t: np.ndarray | int) -> np.ndarray:
-        off, _ = self.cols[name]
-        return np.asarray(off + np.asarray(e) * self.T + np.asarray(t), dtype=np.int64)
-
-    def row(self, name: str, e: np.ndarray | int, t: np.ndarray | int) -> np.ndarray:
-        off, _ = self.rows[name]
-        return np.asarray(off + np.asarray(e) * self.T + np.asarray(t), dtype=np.int64)
-
-    def cslice(self, name: str) -> slice:
-        off, c = self.cols[name]
-        return slice(off, off + c * self.T)
-
-    def rslice(self, name: str) -> slice:
-        off, c = self.rows[name]
-        return slice(off, off + c * self.T)
 
 
 @dataclass
@@ -124,48 +90,9 @@ def _layout(g: Group, fo: Forest, T: int) -> Layout:
                     ("e", k["st"]), ("ev", k["ev"]), ("stdyn", k["st"])):
         lay.add_row(name, c)
     # energy rows (one per EV / shiftable load, not per period) go last
-    lay.rows["evE"] = (lay.m, k["ev"])
-    lay.m += k["ev"]
-    lay.rows["flexE"] = (lay.m, k["flex"])
-    lay.m += k["flex"]
+    lay.add_row("evE", k["ev"], per_period=False)
+    lay.add_row("flexE", k["flex"], per_period=False)
     return lay
-
-
-@dataclass
-class _Entries:
-    rows: list[np.ndarray] = field(default_factory=list)
-    cols: list[np.ndarray] = field(default_factory=list)
-    vals: list[np.ndarray] = field(default_factory=list)  # each (K, e)
-    K: int = 0
-
-    def add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray | float) -> None:
-        r = np.asarray(r, np.int64).ravel()
-        c = np.asarray(c, np.int64).ravel()
-        vv = np.asarray(v, dtype=float)
-        vv = np.broadcast_to(vv.reshape(vv.shape[0], -1) if vv.ndim >= 2 else vv.reshape(1, -1) if vv.ndim == 1
-                             else vv.reshape(1, 1), (self.K, r.size))
-        self.rows.append(r)
-        self.cols.append(c)
-        self.vals.append(np.ascontiguousarray(vv))
-
-    def csc(self, shape: tuple[int, int], upper: bool = False
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(indptr, indices, data (K, nnz)) with duplicates summed; pattern independent of the values."""
-        r = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
-        c = np.concatenate(self.cols) if self.cols else np.zeros(0, np.int64)
-        v = np.concatenate(self.vals, axis=1) if self.vals else np.zeros((self.K, 0))
-        if upper:
-            r, c = np.minimum(r, c), np.maximum(r, c)
-        keyv = c * shape[0] + r
-        order = np.argsort(keyv, kind="stable")
-        ks = keyv[order]
-        start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        data = np.add.reduceat(v[:, order], start, axis=1) if order.size else np.zeros((self.K, 0))
-        uk = ks[start]
-        rows_u, cols_u = uk % shape[0], uk // shape[0]
-        indptr = np.zeros(shape[1] + 1, np.int64)
-        np.add.at(indptr, cols_u + 1, 1)
-        return np.cumsum(indptr), rows_u.astype(np.int64), np.ascontiguousarray(data)
 
 
 def build_batch(g: Group, fo: Forest, T: int, dt: float, lt: LossTerms, pfix: np.ndarray, qfix: np.ndarray,
@@ -198,8 +125,8 @@ def build_batch(g: Group, fo: Forest, T: int, dt: float, lt: LossTerms, pfix: np
     par_is_root = parent_of_b == 0
     par_b = np.where(par_is_root, 0, parent_of_b - 1)  # branch feeding the parent (when not root)
 
-    A = _Entries(K=K)
-    Pm = _Entries(K=K)
+    A = Entries(K=K)
+    Pm = Entries(K=K)
     q = np.zeros((K, lay.n))
     lo = np.full((K, lay.m), -INF)
     hi = np.full((K, lay.m), INF)
